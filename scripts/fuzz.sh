@@ -4,8 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-20}
-CC=clang scripts/build.sh build-fuzz -DKILN_FUZZ=ON -DKILN_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug
 shopt -s nullglob
+targets=()
+for src in fuzz/fuzz_*.c; do targets+=("$(basename "${src%.c}")"); done
+[ ${#targets[@]} -gt 0 ] || { echo "fuzz: no targets"; exit 0; }
+CC=clang cmake -S . -B build-fuzz -DKILN_FUZZ=ON -DKILN_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+# Only the fuzz targets (and the libraries they link), not the whole tree.
+cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]}"
 status=0
 for bin in build-fuzz/fuzz/fuzz_*; do
   name=$(basename "$bin"); name=${name#fuzz_}
