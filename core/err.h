@@ -46,6 +46,11 @@ void kiln_err_prefix(kiln_err *err, const char *fmt, ...) __attribute__((format(
 
 void kiln_err_clear(kiln_err *err);
 
+/* Replaces every byte of s that is not part of a valid UTF-8 sequence with '?'.
+ * Messages quote user input clipped at a byte count and end up in JSON status
+ * conditions, which must be valid UTF-8; every kiln_err setter applies it. */
+void kiln_utf8_clean(char *s);
+
 /* "EINVAL", "ELIMIT", ... for a code; "OK" for 0. Static string. */
 const char *kiln_err_name(int code);
 

@@ -17,7 +17,8 @@
 void kiln_sha256_hex(char out[KILN_SHA256_HEX_LEN + 1], const void *data, size_t len);
 void kiln_sha256(unsigned char out[32], const void *data, size_t len);
 
-/* SHA-256 of doc's canonical JSON (borrowed doc), as hex. */
+/* SHA-256 of doc's canonical JSON (borrowed doc), as hex. A NULL doc, or one
+ * kiln_json_canonical cannot write, hashes as the empty string. */
 void kiln_hash_json(char out[KILN_SHA256_HEX_LEN + 1], const json_t *doc);
 
 /* FNV-1a 64-bit, for hash tables and short stable suffixes (not for integrity). */

@@ -8,8 +8,25 @@
  * (bounded, against "billion laughs"); tags other than the core ones are errors.
  * Errors name the source, line and column: `rgd.yaml:12:5: ...`.
  *
- * Output is deterministic: object keys sorted, two-space indent, strings quoted
- * whenever a plain scalar would read back as something else.
+ * Details that follow go-yaml v2 under sigs.k8s.io/yaml: YAML 1.1 booleans
+ * (yes/no/on/off/y/n in their three spellings), Go integer syntax (`0755` is
+ * octal 493, `0x`, `0o`, `0b`, signs, underscores dropped), timestamps stay
+ * strings, non-string keys become strings (`1: a` -> "1", `true: x` ->
+ * "true"), a null key is an error. Stricter than it: integers beyond int64,
+ * `.inf`/`.nan` values and duplicate keys are errors (KILN_EINVAL). Merge keys
+ * (`<<`) apply as go-yaml v2 applies them, so kiln reads a file as kubectl
+ * does: in document order, a merge overrides keys written before it and keys
+ * written after it override merged ones; in `<<: [*a, *b]` the earlier map
+ * wins. Alias expansion is bounded by max_nodes and by go-yaml's aliasing
+ * ratio ("excessive aliasing"), both KILN_ELIMIT; each alias is a deep copy.
+ *
+ * Output is deterministic: object keys sorted bytewise, two-space indent,
+ * block style, sequences at their key's column as kubectl writes them
+ * (`containers:\n- name: x`), `{}` and `[]` inline, multi-line strings as
+ * literal blocks (`|`, `|-`) when that is exact, and strings double-quoted
+ * (JSON-style escapes) whenever a plain scalar would read back as something
+ * else. Reals always read back as reals (`1.0`). For every JSON value,
+ * loading the dump gives the value back (kiln_json_equal).
  */
 #ifndef KILN_CORE_YAML_H
 #define KILN_CORE_YAML_H
@@ -20,6 +37,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 
+/* A zero field means its default. */
 typedef struct kiln_yaml_limits {
     size_t max_depth;     /* nesting of maps and lists; default 128 */
     size_t max_nodes;     /* scalars + collections after alias expansion; default 4,000,000 */

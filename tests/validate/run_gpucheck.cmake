@@ -1,0 +1,56 @@
+# cmake -DEXE=kiln-gpucheck -DLOG=dir -DNAME=n -DRC=code "-DARGS=a;b" \
+#       "-DEXPECT=key=value;..." "-DSUMMARY=path=value;..." [-DHIDE_GPUS=1] -P run_gpucheck.cmake
+# Runs kiln-gpucheck with ARGS and a termination log in LOG, then checks the
+# exit status, that stdout and the termination log are JSON, that the log is
+# at most 4,096 bytes, and each key=value (dotted paths; numbers index lists;
+# booleans read as ON/OFF) in the stdout document (EXPECT) and the summary
+# (SUMMARY). Fails with what differed.
+set(log ${LOG}/gpucheck_${NAME}.termination-log)
+file(REMOVE ${log})
+set(env)
+if(HIDE_GPUS)
+  set(env ${CMAKE_COMMAND} -E env CUDA_VISIBLE_DEVICES=)
+endif()
+execute_process(COMMAND ${env} ${EXE} ${ARGS} --compact --node test-node --termination-log ${log}
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc STREQUAL RC)
+  message(FATAL_ERROR "exit status ${rc}, expected ${RC}\nstdout: ${out}\nstderr: ${err}")
+endif()
+
+function(check_doc what doc pairs)
+  string(JSON type ERROR_VARIABLE jerr TYPE "${doc}")
+  if(jerr OR NOT type STREQUAL "OBJECT")
+    message(FATAL_ERROR "${what} is not a JSON object (${jerr}):\n${doc}")
+  endif()
+  foreach(pair ${pairs})
+    string(FIND "${pair}" "=" eq)
+    string(SUBSTRING "${pair}" 0 ${eq} path)
+    math(EXPR vstart "${eq} + 1")
+    string(SUBSTRING "${pair}" ${vstart} -1 want)
+    string(REPLACE "." ";" keys "${path}")
+    string(JSON got ERROR_VARIABLE jerr GET "${doc}" ${keys})
+    if(jerr OR NOT got STREQUAL want)
+      message(FATAL_ERROR "${what}: ${path} is \"${got}\" (${jerr}), expected \"${want}\"\n${doc}")
+    endif()
+  endforeach()
+endfunction()
+
+check_doc("stdout" "${out}" "${EXPECT}")
+string(JSON reason GET "${out}" reason)
+if(reason STREQUAL "")
+  message(FATAL_ERROR "stdout: empty reason\n${out}")
+endif()
+if(NOT EXISTS ${log})
+  message(FATAL_ERROR "no termination log was written to ${log}")
+endif()
+file(SIZE ${log} size)
+if(size GREATER 4096)
+  message(FATAL_ERROR "termination log is ${size} bytes, over 4096")
+endif()
+file(READ ${log} summary)
+check_doc("termination log" "${summary}" "${SUMMARY}")
+string(JSON node GET "${summary}" node)
+if(NOT node STREQUAL "test-node")
+  message(FATAL_ERROR "termination log names node \"${node}\", expected test-node")
+endif()
+message(STATUS "${NAME}: exit ${rc}, ${size}-byte summary: ${reason}")
