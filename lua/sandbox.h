@@ -79,4 +79,15 @@ int kiln_lua_eval(kiln_lua *L, json_t **out, int env, int fn, kiln_err *err);
 uint64_t kiln_lua_last_instructions(const kiln_lua *L);
 size_t kiln_lua_memory_in_use(const kiln_lua *L);
 
+/* A wall-clock backstop per evaluation, in milliseconds (0: none; default
+ * KILN_LUA_DEFAULT_TIME_LIMIT_MS). The instruction budget is the real, and
+ * deterministic, limit; this only catches C work the budget cannot see, such
+ * as comparing long strings in a loop. Exceeding it is KILN_ELIMIT. */
+#define KILN_LUA_DEFAULT_TIME_LIMIT_MS 5000
+void kiln_lua_set_time_limit(kiln_lua *L, uint64_t ms);
+
+/* The Lua traceback of the last failed evaluation ("" if none). Borrowed,
+ * valid until the next call into L. */
+const char *kiln_lua_last_traceback(const kiln_lua *L);
+
 #endif
