@@ -13,6 +13,8 @@ int kiln_cmd_crd(int argc, char **argv);
 int kiln_cmd_version(int argc, char **argv);
 int kiln_cmd_help(int argc, char **argv);
 int kiln_cmd_dev(int argc, char **argv);
+int kiln_cmd_controller(int argc, char **argv);
+int kiln_cmd_recipe(int argc, char **argv);
 
 /* Exit statuses every command uses (docs/cli.md). */
 enum {
