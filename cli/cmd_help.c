@@ -92,6 +92,50 @@ static const help_entry entries[] = {
      "Starts kiln's embedded Kubernetes-API-compatible dev cluster on 127.0.0.1,\n"
      "writes a kubeconfig and runs the controller against it. Run `kiln dev\n"
      "--help` for its flags. Builds without the dev cluster exit with status 2.\n"},
+    {"controller", "run the controller against a cluster",
+     "usage: kiln controller [--kubeconfig PATH] [--context NAME] [--workers N]\n"
+     "                       [--metrics-bind-address ADDR] [--health-probe-bind-address ADDR]\n"
+     "                       [--leader-elect] [--leader-election-namespace NS]\n"
+     "                       [--leader-election-id NAME] [--log-format json|text]\n",
+     "Watches every ResourceGraphDefinition and every instance of the kinds they\n"
+     "define, and keeps each instance's children applied, in dependency order, with\n"
+     "kstatus-shaped status. In a pod it uses the in-cluster service account; from a\n"
+     "laptop, --kubeconfig, $KUBECONFIG or ~/.kube/config. SIGTERM drains the work\n"
+     "queue and exits.\n"
+     "\n"
+     "Flags:\n"
+     "      --kubeconfig PATH                 kubeconfig to use (default: in-cluster,\n"
+     "                                        then $KUBECONFIG, then ~/.kube/config)\n"
+     "      --context NAME                    kubeconfig context\n"
+     "      --workers N                       reconcile workers, each with its own Lua\n"
+     "                                        state (default 4)\n"
+     "      --metrics-bind-address ADDR       /metrics listener (default :8080; 0 disables)\n"
+     "      --health-probe-bind-address ADDR  /healthz and /readyz (default :8081)\n"
+     "      --leader-elect                    take a coordination.k8s.io Lease first\n"
+     "      --leader-election-namespace NS    namespace of the Lease\n"
+     "      --leader-election-id NAME         name of the Lease (default kiln-controller)\n"
+     "      --log-format FORMAT               json (default) or text\n"
+     "\n"
+     "Examples:\n"
+     "  kiln controller --kubeconfig ~/.kube/config --log-format text\n"
+     "  kiln controller --leader-elect --leader-election-namespace kiln-system\n"},
+    {"recipe", "list the shipped recipes and resolve runtime criteria",
+     "usage: kiln recipe list [-o text|yaml|json]\n"
+     "       kiln recipe resolve --service S --accelerator A --os O --intent I\n"
+     "                           [--platform P] [-o text|yaml|json]\n",
+     "list     the runtime criteria and their values, the overlays, the locked\n"
+     "         components and the recipe RGDs that ship in recipes/\n"
+     "resolve  the components (pinned chart versions, values, dependencies in\n"
+     "         deployment order), constraints and GPU validation settings for the\n"
+     "         criteria, and why each overlay applied. A criterion no overlay\n"
+     "         matches, an unknown value or ambiguous overlays exit 1 with a\n"
+     "         message naming the criterion.\n"
+     "\n"
+     "Services: eks gke aks oke kind self-managed; intents: inference training.\n"
+     "\n"
+     "Examples:\n"
+     "  kiln recipe list\n"
+     "  kiln recipe resolve --service eks --accelerator h100 --os ubuntu --intent inference\n"},
     {"version", "print kiln's version", "usage: kiln version\n",
      "Prints \"kiln VERSION\" (the project version this binary was built from).\n"},
     {"help", "show help for kiln or one command", "usage: kiln help [COMMAND]\n",
@@ -120,7 +164,7 @@ static void print_overview(FILE *f)
           "Commands:\n",
           f);
     for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++)
-        fprintf(f, "  %-8s  %s\n", entries[i].name, entries[i].summary);
+        fprintf(f, "  %-10s  %s\n", entries[i].name, entries[i].summary);
     fputs("\n"
           "Global flags:\n"
           "  --log-level LEVEL  debug, info, warn (default), error or off; logs go to stderr\n"

@@ -16,24 +16,6 @@
 #include "core/yaml.h"
 #include "recipes/recipes.h"
 
-static const char usage[] =
-    "usage: kiln recipe list [-o text|yaml|json]\n"
-    "       kiln recipe resolve --service S --accelerator A --os O --intent I\n"
-    "                           [--platform P] [-o text|yaml|json]\n";
-
-static const char help[] =
-    "Show the recipe catalog and resolve runtime criteria to locked components.\n"
-    "\n"
-    "list     the runtime criteria and their values, the overlays, the locked\n"
-    "         components and the recipe RGDs that ship in recipes/\n"
-    "resolve  the components (pinned chart versions, values, dependencies in\n"
-    "         deployment order), constraints and GPU validation settings for the\n"
-    "         criteria, and why each overlay applied. A criterion no overlay\n"
-    "         matches, an unknown value or ambiguous overlays exit 1 with a\n"
-    "         message naming the criterion.\n"
-    "\n"
-    "Services: eks gke aks oke kind self-managed; intents: inference training.\n";
-
 /* The RGDs that ship in recipes/ (tests/recipes checks that each path exists). */
 static const struct {
     const char *kind, *path, *what;
@@ -54,11 +36,7 @@ static const struct {
 
 static int usage_error(const char *fmt, const char *arg)
 {
-    fputs("kiln recipe: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
-    fputs(usage, stderr);
-    return KILN_EXIT_USAGE;
+    return kiln_cli_usage_error("recipe", fmt, arg);
 }
 
 static int dump(const json_t *doc, const char *format)
@@ -211,7 +189,7 @@ int kiln_cmd_recipe(int argc, char **argv)
     int status = KILN_EXIT_USAGE;
 
     if (kiln_cli_wants_help(argc, argv)) {
-        printf("%s\n%s", usage, help);
+        kiln_cli_help(stdout, "recipe");
         status = KILN_EXIT_OK;
         goto out;
     }

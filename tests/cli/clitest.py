@@ -328,7 +328,7 @@ def case_version():
     expect_status("version extra", 2, status)
 
 
-COMMANDS = ["render", "graph", "lint", "crd", "dev", "version", "help"]
+COMMANDS = ["render", "graph", "lint", "crd", "dev", "controller", "recipe", "version", "help"]
 
 
 def case_help():
