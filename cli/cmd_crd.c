@@ -15,10 +15,8 @@ int kiln_cmd_crd(int argc, char **argv)
 {
     const char *file = NULL;
     bool builtin = false;
-    json_t *rgd = NULL;
     json_t *docs = NULL;
     kiln_graph *g = NULL;
-    kiln_errs errs = {0};
     kiln_err err = {0};
     kiln_buf out;
     int status = KILN_EXIT_FAIL;
@@ -52,16 +50,8 @@ int kiln_cmd_crd(int argc, char **argv)
     if (builtin) {
         docs = kiln_crd_builtin();
     } else {
-        if (kiln_cli_load_one_rgd(&rgd, file, &err) < 0) {
-            fprintf(stderr, "kiln crd: %s\n", err.msg);
+        if (kiln_cli_compile_one_rgd(&g, "crd", file) < 0)
             goto out;
-        }
-        kiln_graph_options go = {.skip_dry_render = true};
-        if (kiln_graph_compile(&g, rgd, &go, &errs) < 0) {
-            for (size_t i = 0; i < errs.len; i++)
-                fprintf(stderr, "kiln crd: %s: %s\n", file, errs.items[i].msg);
-            goto out;
-        }
         docs = json_pack("[O]", kiln_graph_crd(g));
     }
     if (kiln_yaml_dump_all(&out, docs, &err) < 0) {
@@ -73,8 +63,6 @@ int kiln_cmd_crd(int argc, char **argv)
 out:
     kiln_buf_free(&out);
     kiln_graph_free(g);
-    json_decref(rgd);
     json_decref(docs);
-    kiln_errs_free(&errs);
     return status;
 }

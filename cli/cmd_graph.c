@@ -168,10 +168,7 @@ int kiln_cmd_graph(int argc, char **argv)
     const char *file = NULL;
     const char *format_name = "text";
     graph_format format = FORMAT_TEXT;
-    json_t *rgd = NULL;
     kiln_graph *g = NULL;
-    kiln_errs errs = {0};
-    kiln_err err = {0};
     kiln_buf out;
     int status = KILN_EXIT_FAIL;
 
@@ -216,17 +213,9 @@ int kiln_cmd_graph(int argc, char **argv)
         status = kiln_cli_usage_error("graph", "no input: name the RGD file");
         goto out;
     }
-    if (kiln_cli_load_one_rgd(&rgd, file, &err) < 0) {
-        fprintf(stderr, "kiln graph: %s\n", err.msg);
-        goto out;
-    }
     /* The picture needs the structure only; `kiln lint` dry-renders. */
-    kiln_graph_options go = {.skip_dry_render = true};
-    if (kiln_graph_compile(&g, rgd, &go, &errs) < 0) {
-        for (size_t i = 0; i < errs.len; i++)
-            fprintf(stderr, "kiln graph: %s: %s\n", file, errs.items[i].msg);
+    if (kiln_cli_compile_one_rgd(&g, "graph", file) < 0)
         goto out;
-    }
     size_t n = 0;
     const size_t *order = kiln_graph_topological_order(g, &n);
     if (format == FORMAT_TEXT)
@@ -238,7 +227,5 @@ int kiln_cmd_graph(int argc, char **argv)
 out:
     kiln_buf_free(&out);
     kiln_graph_free(g);
-    json_decref(rgd);
-    kiln_errs_free(&errs);
     return status;
 }

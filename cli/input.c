@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,6 +171,31 @@ int kiln_cli_load_one_rgd(json_t **out, const char *path, kiln_err *err)
     *out = json_incref(found);
 out:
     kiln_cli_docs_free(&docs);
+    return rc;
+}
+
+int kiln_cli_compile_one_rgd(kiln_graph **out, const char *cmd, const char *path)
+{
+    json_t *rgd = NULL;
+    kiln_errs errs = {0};
+    kiln_err err = {0};
+    int rc;
+
+    *out = NULL;
+    rc = kiln_cli_load_one_rgd(&rgd, path, &err);
+    if (rc < 0) {
+        fprintf(stderr, "kiln %s: %s\n", cmd, err.msg);
+        goto out;
+    }
+    kiln_graph_options go = {.skip_dry_render = true};
+    rc = kiln_graph_compile(out, rgd, &go, &errs);
+    if (rc < 0) {
+        for (size_t i = 0; i < errs.len; i++)
+            fprintf(stderr, "kiln %s: %s: %s\n", cmd, path, errs.items[i].msg);
+    }
+out:
+    json_decref(rgd);
+    kiln_errs_free(&errs);
     return rc;
 }
 

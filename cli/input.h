@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "core/err.h"
+#include "graph/graph.h"
 
 typedef struct kiln_cli_doc {
     json_t *obj;  /* owned reference */
@@ -44,6 +45,11 @@ bool kiln_cli_is_rgd(const json_t *doc);
 /* Loads path and returns its one ResourceGraphDefinition in *out (new
  * reference). None, or more than one, is KILN_EINVAL ("FILE: ..."). */
 int kiln_cli_load_one_rgd(json_t **out, const char *path, kiln_err *err);
+
+/* Loads path's one ResourceGraphDefinition and compiles its structure only
+ * (no dry render) into *out (new; kiln_graph_free). Every problem goes to
+ * stderr as "kiln <cmd>: ..."; returns 0 or the first error's code. */
+int kiln_cli_compile_one_rgd(kiln_graph **out, const char *cmd, const char *path);
 
 /* "apiVersion/kind namespace/name" style label for messages; new string. */
 char *kiln_cli_doc_label(const json_t *doc);

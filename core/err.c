@@ -1,39 +1,9 @@
 #include "core/err.h"
 
-#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/mem.h"
-
-void kiln_utf8_clean(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        size_t len = *p < 0x80         ? 1
-                     : (*p >> 5) == 6  ? 2
-                     : (*p >> 4) == 14 ? 3
-                     : (*p >> 3) == 30 ? 4
-                                       : 0;
-        unsigned long cp = len == 1   ? *p
-                           : len == 2 ? *p & 0x1Fu
-                           : len == 3 ? *p & 0x0Fu
-                                      : *p & 0x07u;
-        size_t i = 1;
-        for (; len && i < len && (p[i] & 0xC0) == 0x80; i++)
-            cp = (cp << 6) | (p[i] & 0x3Fu);
-        /* Overlong forms, surrogates and values past U+10FFFF are invalid too. */
-        bool ok = len && i == len &&
-                  (len == 1 || (len == 2 && cp >= 0x80) ||
-                   (len == 3 && cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF)) ||
-                   (len == 4 && cp >= 0x10000 && cp <= 0x10FFFF));
-        if (!ok) {
-            *p++ = '?';
-            continue;
-        }
-        p += len;
-    }
-}
 
 int kiln_err_vset(kiln_err *err, int code, const char *fmt, va_list ap)
 {
@@ -131,6 +101,22 @@ int kiln_errs_add(kiln_errs *errs, int code, const char *fmt, ...)
     va_start(ap, fmt);
     kiln_err_vset(e, code, fmt, ap);
     va_end(ap);
+    return code;
+}
+
+int kiln_errs_vadd_at(kiln_errs *errs, int code, const char *path, const char *fmt, va_list ap)
+{
+    if (!errs)
+        return code;
+    kiln_err *e = errs_grow(errs);
+    size_t n = 0;
+    e->code = code;
+    e->msg[0] = '\0';
+    if (path && path[0])
+        n = (size_t)snprintf(e->msg, sizeof(e->msg), "%s: ", path);
+    if (n < sizeof(e->msg))
+        vsnprintf(e->msg + n, sizeof(e->msg) - n, fmt, ap);
+    kiln_utf8_clean(e->msg);
     return code;
 }
 

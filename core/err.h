@@ -7,6 +7,9 @@
  *
  * kiln_errs is a growable list of errors, for passes that report every problem
  * (lint, schema validation) instead of stopping at the first. It owns its items.
+ *
+ * Every setter cleans the message with kiln_utf8_clean (core/utf8.h): messages
+ * quote user input and end up in JSON, which must be valid UTF-8.
  */
 #ifndef KILN_CORE_ERR_H
 #define KILN_CORE_ERR_H
@@ -14,6 +17,8 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "core/utf8.h"
 
 enum {
     KILN_OK = 0,
@@ -46,11 +51,6 @@ void kiln_err_prefix(kiln_err *err, const char *fmt, ...) __attribute__((format(
 
 void kiln_err_clear(kiln_err *err);
 
-/* Replaces every byte of s that is not part of a valid UTF-8 sequence with '?'.
- * Messages quote user input clipped at a byte count and end up in JSON status
- * conditions, which must be valid UTF-8; every kiln_err setter applies it. */
-void kiln_utf8_clean(char *s);
-
 /* "EINVAL", "ELIMIT", ... for a code; "OK" for 0. Static string. */
 const char *kiln_err_name(int code);
 
@@ -63,6 +63,10 @@ typedef struct kiln_errs {
 /* Appends one error; returns code (so `return kiln_errs_add(...)` works). */
 int kiln_errs_add(kiln_errs *errs, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Appends "<path>: <message>" (just the message when path is NULL or empty),
+ * cut as a whole at KILN_ERR_MSG_MAX. errs may be NULL: then it only returns
+ * code. */
+int kiln_errs_vadd_at(kiln_errs *errs, int code, const char *path, const char *fmt, va_list ap);
 /* Appends a copy of *err. */
 void kiln_errs_push(kiln_errs *errs, const kiln_err *err);
 /* The first error's code, or 0 when empty. */

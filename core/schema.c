@@ -19,7 +19,9 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/json.h"
 #include "core/mem.h"
+#include "core/utf8.h"
 
 void kiln_schema_errors_free(kiln_schema_errors *errs)
 {
@@ -146,28 +148,6 @@ static char *quote(const char *s)
     free(d);
     json_decref(j);
     return r;
-}
-
-/* The runtime type name kube-openapi reports for a JSON value. */
-static const char *runtime_type(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-        return "integer";
-    case JSON_REAL:
-        return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "boolean";
-    default:
-        return "null";
-    }
 }
 
 /* --- patterns ------------------------------------------------------------ */
@@ -471,15 +451,6 @@ static bool type_matches(const char *type, const json_t *v)
     return true; /* an unknown type name: structural checks reject it elsewhere */
 }
 
-static size_t rune_count(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80)
-            n++;
-    return n;
-}
-
 /* Canonical text of an item, for duplicate detection. New string. */
 static char *canonical(const json_t *v)
 {
@@ -635,7 +606,7 @@ static void validate_number(vctx *c, const json_t *v, const json_t *s)
 static void validate_string(vctx *c, const json_t *v, const json_t *s)
 {
     const char *str = json_string_value(v);
-    size_t runes = rune_count(str);
+    size_t runes = kiln_utf8_count(str);
     const json_t *minl = json_object_get(s, "minLength");
     const json_t *maxl = json_object_get(s, "maxLength");
     const json_t *pat = json_object_get(s, "pattern");
@@ -815,13 +786,13 @@ static void validate(vctx *c, const json_t *v, const json_t *s)
         if (!json_is_string(v) && !type_matches("integer", v)) {
             add_error(c, KILN_SCHEMA_TYPE_INVALID,
                       "Invalid value: \"%s\": %s in body must be of type integer,string: \"%s\"",
-                      runtime_type(v), c->path, runtime_type(v));
+                      kiln_json_type_name(v), c->path, kiln_json_type_name(v));
             return;
         }
     } else if (type && type[0] && !type_matches(type, v)) {
         add_error(c, KILN_SCHEMA_TYPE_INVALID,
-                  "Invalid value: \"%s\": %s in body must be of type %s: \"%s\"", runtime_type(v),
-                  c->path, type, runtime_type(v));
+                  "Invalid value: \"%s\": %s in body must be of type %s: \"%s\"",
+                  kiln_json_type_name(v), c->path, type, kiln_json_type_name(v));
         return;
     }
     validate_enum(c, v, s);

@@ -11,6 +11,7 @@
 
 #include "core/json.h"
 #include "core/mem.h"
+#include "core/utf8.h"
 
 #define DEFAULT_MAX_DEPTH 128
 #define DEFAULT_MAX_NODES 4000000
@@ -107,6 +108,15 @@ static int parse_go_int(const char *s, size_t n, long long *v)
     return 1;
 }
 
+/* Advances *i past the decimal digits at s[*i]; false when there are none. */
+static bool skip_digits(const char *s, size_t n, size_t *i)
+{
+    size_t start = *i;
+    while (*i < n && isdigit((unsigned char)s[*i]))
+        (*i)++;
+    return *i > start;
+}
+
 /* ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$ (go-yaml's yamlStyleFloat) */
 static bool yaml_style_float(const char *s, size_t n)
 {
@@ -115,31 +125,21 @@ static bool yaml_style_float(const char *s, size_t n)
         i++;
     if (i < n && s[i] == '.') {
         i++;
-        size_t start = i;
-        while (i < n && isdigit((unsigned char)s[i]))
-            i++;
-        if (i == start)
+        if (!skip_digits(s, n, &i))
             return false;
     } else {
-        size_t start = i;
-        while (i < n && isdigit((unsigned char)s[i]))
-            i++;
-        if (i == start)
+        if (!skip_digits(s, n, &i))
             return false;
         if (i < n && s[i] == '.') {
             i++;
-            while (i < n && isdigit((unsigned char)s[i]))
-                i++;
+            skip_digits(s, n, &i);
         }
     }
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
         i++;
         if (i < n && (s[i] == '+' || s[i] == '-'))
             i++;
-        size_t start = i;
-        while (i < n && isdigit((unsigned char)s[i]))
-            i++;
-        if (i == start)
+        if (!skip_digits(s, n, &i))
             return false;
     }
     return i == n;
@@ -803,7 +803,7 @@ static int char_at(const char *text, size_t len, size_t line, size_t column)
         i = (size_t)(nl - text) + 1;
     }
     for (size_t c = 0; i < len; i++) {
-        if (((unsigned char)text[i] & 0xC0) == 0x80)
+        if (kiln_utf8_is_continuation((unsigned char)text[i]))
             continue; /* a UTF-8 continuation byte is not a character */
         if (c++ == column)
             return (unsigned char)text[i];
@@ -824,7 +824,7 @@ static int parser_error(loader *L, yaml_parser_t *p, const char *text, size_t le
             if (text[i] == '\n') {
                 line++;
                 col = 1;
-            } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
+            } else if (!kiln_utf8_is_continuation((unsigned char)text[i])) {
                 col++;
             }
         }
@@ -983,41 +983,6 @@ static int indent(dumper *d, size_t n)
     return rc;
 }
 
-/* Decodes one UTF-8 sequence at s[i]; returns its length, 0 when invalid. */
-static size_t utf8_next(const unsigned char *s, size_t n, size_t i, uint32_t *cp)
-{
-    unsigned char c = s[i];
-    size_t len;
-    uint32_t v;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if ((c & 0xE0) == 0xC0) {
-        len = 2;
-        v = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3;
-        v = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4;
-        v = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (i + len > n)
-        return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[i + k] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i + k] & 0x3F);
-    }
-    if ((len == 2 && v < 0x80) || (len == 3 && v < 0x800) || (len == 4 && v < 0x10000) ||
-        v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return len;
-}
-
 /* Characters that may appear unescaped in plain and block scalars: libyaml's
  * printable set, less the YAML 1.1 line breaks (NEL, LS, PS) and the BOM. */
 static bool printable(uint32_t cp)
@@ -1041,7 +1006,7 @@ static bool all_printable(const char *s, size_t n, bool allow_tab_nl)
             continue;
         }
         uint32_t cp;
-        size_t k = utf8_next(u, n, i, &cp);
+        size_t k = kiln_utf8_decode(&cp, s + i, n - i);
         if (!k)
             return false;
         if (!printable(cp) && !(allow_tab_nl && (cp == '\t' || cp == '\n')))
@@ -1103,7 +1068,6 @@ static bool block_ok(const char *s, size_t n, bool *keep_newline)
 static int write_quoted(dumper *d, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *u = (const unsigned char *)s;
     char tmp[256];
     size_t t = 0;
     int rc;
@@ -1115,7 +1079,7 @@ static int write_quoted(dumper *d, const char *s, size_t n)
             t = 0;
         }
         uint32_t cp;
-        size_t k = utf8_next(u, n, i, &cp);
+        size_t k = kiln_utf8_decode(&cp, s + i, n - i);
         if (!k)
             return kiln_err_set(d->err, KILN_EINVAL, "yaml: string is not valid UTF-8");
         const char *esc = NULL;

@@ -22,20 +22,11 @@ static void report(cctx *c, const char *path, const char *fmt, ...)
 
 static void report(cctx *c, const char *path, const char *fmt, ...)
 {
-    char msg[KILN_ERR_MSG_MAX];
-    size_t n = 0;
     va_list ap;
-    if (path[0])
-        n = (size_t)snprintf(msg, sizeof(msg), "%s: ", path);
-    if (n < sizeof(msg)) {
-        va_start(ap, fmt);
-        vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
-        va_end(ap);
-    }
-    kiln_utf8_clean(msg);
+    va_start(ap, fmt);
+    kiln_errs_vadd_at(c->out, KILN_EINVAL, path, fmt, ap);
+    va_end(ap);
     c->count++;
-    if (c->out)
-        kiln_errs_add(c->out, KILN_EINVAL, "%s", msg);
 }
 
 /* Compact JSON of v for messages. New string. */

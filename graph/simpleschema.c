@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json.h"
 #include "core/mem.h"
 #include "core/schema.h"
 
@@ -53,21 +54,12 @@ static int fail(ctx *c, int code, const char *path, const char *fmt, ...)
 
 static int fail(ctx *c, int code, const char *path, const char *fmt, ...)
 {
-    char msg[KILN_ERR_MSG_MAX];
-    size_t n = 0;
     va_list ap;
-    if (path && path[0])
-        n = (size_t)snprintf(msg, sizeof(msg), "%s: ", path);
-    if (n < sizeof(msg)) {
-        va_start(ap, fmt);
-        vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
-        va_end(ap);
-    }
-    kiln_utf8_clean(msg);
+    va_start(ap, fmt);
+    kiln_errs_vadd_at(c->errs, code, path, fmt, ap);
+    va_end(ap);
     if (!c->code)
         c->code = code;
-    if (c->errs)
-        kiln_errs_add(c->errs, code, "%s", msg);
     return code;
 }
 
@@ -78,25 +70,14 @@ static char *join(const char *path, const char *key)
     return kiln_xasprintf("%s.%s", path, key);
 }
 
+/* A JSON value's type in SimpleSchema's words: maps and lists. */
 static const char *type_name(const json_t *v)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
+    if (json_is_object(v))
         return "map";
-    case JSON_ARRAY:
+    if (json_is_array(v))
         return "list";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-        return "integer";
-    case JSON_REAL:
-        return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "boolean";
-    default:
-        return "null";
-    }
+    return kiln_json_type_name(v);
 }
 
 /* Compact JSON of v for messages. New string. */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "lua/lex.h"
 #include "lua/names.h"
 
 typedef enum tok_kind { T_NAME, T_KEYWORD, T_SYMBOL, T_STRING, T_NUMBER } tok_kind;
@@ -67,33 +68,6 @@ static void position(const char *src, const char *p, size_t *line, size_t *col)
     *col = (size_t)(p - ls) + 1;
 }
 
-static int long_level(const char *p)
-{
-    if (*p != '[')
-        return -1;
-    int n = 0;
-    for (p++; *p == '='; p++)
-        n++;
-    return *p == '[' ? n : -1;
-}
-
-static const char *long_end(const char *p, int level)
-{
-    for (; *p; p++) {
-        if (*p != ']')
-            continue;
-        const char *q = p + 1;
-        int n = 0;
-        while (*q == '=') {
-            n++;
-            q++;
-        }
-        if (n == level && *q == ']')
-            return q + 1;
-    }
-    return NULL;
-}
-
 static int fail(kiln_err *err, const char *src, const char *p, const char *what)
 {
     size_t line, col;
@@ -112,43 +86,26 @@ static int lex(toks *t, const char *src, kiln_err *err)
             p++;
             continue;
         }
+        /* Comments are dropped; strings become one token each. */
+        const char *end = NULL, *unfinished = NULL;
+        bool comment = false;
         if (c == '-' && p[1] == '-') {
-            int level = long_level(p + 2);
-            if (level >= 0) {
-                const char *e = long_end(p + 2 + level + 2, level);
-                if (e == NULL)
-                    return fail(err, src, p, "unfinished long comment");
-                p = e;
-            } else {
-                while (*p && *p != '\n')
-                    p++;
-            }
-            continue;
+            end = kiln_lua__skip_comment(p);
+            unfinished = "unfinished long comment";
+            comment = true;
+        } else if (c == '[' && kiln_lua__long_level(p) >= 0) {
+            end = kiln_lua__skip_long(p);
+            unfinished = "unfinished long string";
+        } else if (c == '"' || c == '\'') {
+            end = kiln_lua__skip_quoted(p);
+            unfinished = "unfinished string";
         }
-        if (c == '[') {
-            int level = long_level(p);
-            if (level >= 0) {
-                const char *e = long_end(p + level + 2, level);
-                if (e == NULL)
-                    return fail(err, src, p, "unfinished long string");
-                push_tok(t, T_STRING, p, (size_t)(e - p));
-                p = e;
-                continue;
-            }
-        }
-        if (c == '"' || c == '\'') {
-            const char *q = p + 1;
-            while (*q && *q != (char)c) {
-                if (*q == '\n')
-                    return fail(err, src, p, "unfinished string");
-                if (*q == '\\' && q[1])
-                    q++;
-                q++;
-            }
-            if (*q != (char)c)
-                return fail(err, src, p, "unfinished string");
-            push_tok(t, T_STRING, p, (size_t)(q + 1 - p));
-            p = q + 1;
+        if (unfinished) {
+            if (end == NULL)
+                return fail(err, src, p, unfinished);
+            if (!comment)
+                push_tok(t, T_STRING, p, (size_t)(end - p));
+            p = end;
             continue;
         }
         if (isdigit(c) || (c == '.' && isdigit((unsigned char)p[1]))) {

@@ -13,43 +13,12 @@
 #include "core/buf.h"
 #include "core/mem.h"
 #include "lua/internal.h"
+#include "lua/lex.h"
 #include "lua/template.h"
 
 bool kiln_tmpl_has_expr(const char *s)
 {
     return s != NULL && strstr(s, "${") != NULL;
-}
-
-/* Level of a long bracket opening at p ("[", "=" * n, "["), or -1. */
-static int long_bracket(const char *p)
-{
-    if (*p != '[')
-        return -1;
-    int n = 0;
-    p++;
-    while (*p == '=') {
-        n++;
-        p++;
-    }
-    return *p == '[' ? n : -1;
-}
-
-/* Returns the end of the long bracket body closed by "]" "=" * level "]", or NULL. */
-static const char *long_close(const char *p, int level)
-{
-    for (; *p; p++) {
-        if (*p != ']')
-            continue;
-        const char *q = p + 1;
-        int n = 0;
-        while (*q == '=') {
-            n++;
-            q++;
-        }
-        if (n == level && *q == ']')
-            return q + 1;
-    }
-    return NULL;
 }
 
 /* Scans the expression starting after "${" at s; returns a pointer to the
@@ -61,49 +30,26 @@ static const char *scan_expr(const char *base, const char *s, kiln_err *err)
     const char *p = s;
     while (*p) {
         char c = *p;
+        /* Strings and comments are skipped whole: braces inside them do not count. */
+        const char *end = NULL, *what = NULL;
         if (c == '"' || c == '\'') {
-            const char *q = p + 1;
-            while (*q && *q != c && *q != '\n') {
-                if (*q == '\\' && q[1])
-                    q++;
-                q++;
-            }
-            if (*q != c) {
-                kiln_err_set(err, KILN_EINVAL, "column %zu: unterminated string in ${...}",
-                             (size_t)(p - base) + 1);
+            end = kiln_lua__skip_quoted(p);
+            what = "string";
+        } else if (c == '-' && p[1] == '-') {
+            end = kiln_lua__skip_comment(p);
+            what = "comment";
+        } else if (c == '[' && kiln_lua__long_level(p) >= 0) {
+            end = kiln_lua__skip_long(p);
+            what = "long string";
+        }
+        if (what) {
+            if (end == NULL) {
+                kiln_err_set(err, KILN_EINVAL, "column %zu: unterminated %s in ${...}",
+                             (size_t)(p - base) + 1, what);
                 return NULL;
             }
-            p = q + 1;
+            p = end;
             continue;
-        }
-        if (c == '-' && p[1] == '-') {
-            int level = long_bracket(p + 2);
-            if (level >= 0) {
-                const char *q = long_close(p + 2 + level + 2, level);
-                if (q == NULL) {
-                    kiln_err_set(err, KILN_EINVAL, "column %zu: unterminated comment in ${...}",
-                                 (size_t)(p - base) + 1);
-                    return NULL;
-                }
-                p = q;
-            } else {
-                while (*p && *p != '\n')
-                    p++;
-            }
-            continue;
-        }
-        if (c == '[') {
-            int level = long_bracket(p);
-            if (level >= 0) {
-                const char *q = long_close(p + level + 2, level);
-                if (q == NULL) {
-                    kiln_err_set(err, KILN_EINVAL, "column %zu: unterminated long string in ${...}",
-                                 (size_t)(p - base) + 1);
-                    return NULL;
-                }
-                p = q;
-                continue;
-            }
         }
         if (c == '$' && p[1] == '{') {
             kiln_err_set(err, KILN_EINVAL,

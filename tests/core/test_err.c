@@ -38,6 +38,43 @@ static void test_errs__collects_in_order(void **state)
     assert_int_equal(kiln_errs_code(&errs), 0);
 }
 
+static int add_at(kiln_errs *errs, int code, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = kiln_errs_vadd_at(errs, code, path, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static void test_errs__add_at_prefixes_the_path_and_cuts_the_whole(void **state)
+{
+    kiln_errs errs = {0};
+    char path[300];
+    memset(path, 'p', sizeof(path) - 1);
+    path[sizeof(path) - 1] = '\0';
+    assert_int_equal(add_at(&errs, KILN_EINVAL, "spec.replicas", "expected %s", "integer"),
+                     KILN_EINVAL);
+    assert_int_equal(add_at(&errs, KILN_ELIMIT, "", "no path"), KILN_ELIMIT);
+    assert_int_equal(add_at(&errs, KILN_EINVAL, NULL, "null path"), KILN_EINVAL);
+    assert_int_equal(add_at(&errs, KILN_EINVAL, path, "lost"), KILN_EINVAL);
+    /* "x" then a 2-byte character cut after its first byte at the limit. */
+    assert_int_equal(add_at(&errs, KILN_EINVAL, "a", "%.*s\xc3\xa9", KILN_ERR_MSG_MAX - 5, path),
+                     KILN_EINVAL);
+    assert_int_equal(errs.len, 5);
+    assert_string_equal(errs.items[0].msg, "spec.replicas: expected integer");
+    assert_int_equal(errs.items[1].code, KILN_ELIMIT);
+    assert_string_equal(errs.items[1].msg, "no path");
+    assert_string_equal(errs.items[2].msg, "null path");
+    assert_int_equal(strlen(errs.items[3].msg), KILN_ERR_MSG_MAX - 1);
+    assert_int_equal(errs.items[3].msg[0], 'p');
+    assert_int_equal(strlen(errs.items[4].msg), KILN_ERR_MSG_MAX - 1);
+    assert_int_equal(errs.items[4].msg[KILN_ERR_MSG_MAX - 2], '?');
+    kiln_errs_free(&errs);
+    /* Without a list it only answers the code. */
+    assert_int_equal(add_at(NULL, KILN_ENOTFOUND, "x", "y"), KILN_ENOTFOUND);
+}
+
 static void test_buf__limit_is_enforced(void **state)
 {
     kiln_buf b;
@@ -59,6 +96,7 @@ int main(void)
         cmocka_unit_test(test_err__prefix_adds_context),
         cmocka_unit_test(test_err__null_err_is_allowed),
         cmocka_unit_test(test_errs__collects_in_order),
+        cmocka_unit_test(test_errs__add_at_prefixes_the_path_and_cuts_the_whole),
         cmocka_unit_test(test_buf__limit_is_enforced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,30 +9,7 @@
 
 #include "core/err.h"
 #include "core/schema.h"
-
-static json_t *parse(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-    if (!v)
-        fail_msg("fixture does not parse: %s: %s", jerr.text, text);
-    return v;
-}
-
-static void assert_json(const json_t *got, const char *want_text)
-{
-    json_t *want = parse(want_text);
-    if (!json_equal((json_t *)got, want)) {
-        char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        char *w = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        print_error("got:  %s\nwant: %s\n", g ? g : "(null)", w);
-        free(g);
-        free(w);
-        json_decref(want);
-        fail();
-    }
-    json_decref(want);
-}
+#include "tests/support/json_assert.h"
 
 /* One expected error: field, reason, message. */
 typedef struct want_error {
@@ -216,8 +193,8 @@ static void test_schema__validate_reports_api_server_messages(void **state)
 {
     for (size_t i = 0; i < sizeof(validate_cases) / sizeof(*validate_cases); i++) {
         const validate_case *tc = &validate_cases[i];
-        json_t *schema = parse(tc->schema);
-        json_t *value = parse(tc->value);
+        json_t *schema = ja_parse(tc->schema);
+        json_t *value = ja_parse(tc->value);
         kiln_schema_errors errs = {0};
         size_t want = 0;
         while (want < 4 && tc->errors[want].field)
@@ -246,11 +223,11 @@ static void test_schema__validate_reports_api_server_messages(void **state)
 
 static void test_schema__errors_format_as_a_422_message(void **state)
 {
-    json_t *schema = parse(SPEC("{\"type\":\"object\",\"required\":[\"name\"],\"properties\":{"
-                                "\"name\":{\"type\":\"string\"},\"replicas\":{\"type\":"
-                                "\"integer\"}}}"));
-    json_t *one = parse("{\"spec\":{\"name\":\"a\",\"replicas\":\"x\"}}");
-    json_t *two = parse("{\"spec\":{\"replicas\":\"x\"}}");
+    json_t *schema = ja_parse(SPEC("{\"type\":\"object\",\"required\":[\"name\"],\"properties\":{"
+                                   "\"name\":{\"type\":\"string\"},\"replicas\":{\"type\":"
+                                   "\"integer\"}}}"));
+    json_t *one = ja_parse("{\"spec\":{\"name\":\"a\",\"replicas\":\"x\"}}");
+    json_t *two = ja_parse("{\"spec\":{\"replicas\":\"x\"}}");
     kiln_schema_errors errs = {0};
     assert_int_equal(kiln_schema_validate(one, schema, NULL, &errs), KILN_EINVAL);
     char *s = kiln_schema_error_string(&errs.items[0]);
@@ -297,39 +274,40 @@ static const char *default_schema =
 
 static void test_schema__default_fills_missing_fields_recursively(void **state)
 {
-    json_t *schema = parse(default_schema);
-    json_t *v = parse("{\"apiVersion\":\"kiln.dev/v1alpha1\"}");
+    json_t *schema = ja_parse(default_schema);
+    json_t *v = ja_parse("{\"apiVersion\":\"kiln.dev/v1alpha1\"}");
     kiln_schema_default(v, schema);
-    assert_json(v, "{\"apiVersion\":\"kiln.dev/v1alpha1\",\"spec\":{\"replicas\":1,\"image\":"
-                   "\"nginx\",\"maybe\":\"d\",\"ingress\":{\"enabled\":false,\"tls\":{\"port\":"
-                   "443}}}}");
+    ja_assert_json(v, "{\"apiVersion\":\"kiln.dev/v1alpha1\",\"spec\":{\"replicas\":1,\"image\":"
+                      "\"nginx\",\"maybe\":\"d\",\"ingress\":{\"enabled\":false,\"tls\":{\"port\":"
+                      "443}}}}");
     json_decref(v);
 
-    v = parse("{\"spec\":{\"replicas\":3,\"image\":null,\"maybe\":null,\"gone\":null,"
-              "\"ingress\":{\"enabled\":true},\"ports\":[{\"name\":\"a\"},{\"protocol\":\"UDP\"}],"
-              "\"limits\":{\"mem\":{\"size\":4}}}}");
+    v = ja_parse(
+        "{\"spec\":{\"replicas\":3,\"image\":null,\"maybe\":null,\"gone\":null,"
+        "\"ingress\":{\"enabled\":true},\"ports\":[{\"name\":\"a\"},{\"protocol\":\"UDP\"}],"
+        "\"limits\":{\"mem\":{\"size\":4}}}}");
     kiln_schema_default(v, schema);
     /* A null where the schema is not nullable takes the default or goes;
      * nullable keeps its null. */
-    assert_json(v, "{\"spec\":{\"replicas\":3,\"image\":\"nginx\",\"maybe\":null,"
-                   "\"ingress\":{\"enabled\":true,\"tls\":{\"port\":443}},"
-                   "\"ports\":[{\"name\":\"a\",\"protocol\":\"TCP\"},{\"protocol\":\"UDP\"}],"
-                   "\"limits\":{\"mem\":{\"size\":4,\"unit\":\"Gi\"}}}}");
+    ja_assert_json(v, "{\"spec\":{\"replicas\":3,\"image\":\"nginx\",\"maybe\":null,"
+                      "\"ingress\":{\"enabled\":true,\"tls\":{\"port\":443}},"
+                      "\"ports\":[{\"name\":\"a\",\"protocol\":\"TCP\"},{\"protocol\":\"UDP\"}],"
+                      "\"limits\":{\"mem\":{\"size\":4,\"unit\":\"Gi\"}}}}");
     json_decref(v);
     json_decref(schema);
 }
 
 static void test_schema__default_copies_the_default(void **state)
 {
-    json_t *schema = parse("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\","
-                           "\"default\":[\"x\"]}}}");
+    json_t *schema = ja_parse("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\","
+                              "\"default\":[\"x\"]}}}");
     json_t *v1 = json_object(), *v2 = json_object();
     kiln_schema_default(v1, schema);
     json_array_append_new(json_object_get(v1, "a"), json_string("y"));
     kiln_schema_default(v2, schema);
-    assert_json(v2, "{\"a\":[\"x\"]}");
-    assert_json(json_object_get(json_object_get(schema, "properties"), "a"),
-                "{\"type\":\"array\",\"default\":[\"x\"]}");
+    ja_assert_json(v2, "{\"a\":[\"x\"]}");
+    ja_assert_json(json_object_get(json_object_get(schema, "properties"), "a"),
+                   "{\"type\":\"array\",\"default\":[\"x\"]}");
     json_decref(v1);
     json_decref(v2);
     json_decref(schema);
@@ -337,7 +315,7 @@ static void test_schema__default_copies_the_default(void **state)
 
 static void test_schema__prune_drops_unknown_fields(void **state)
 {
-    json_t *schema = parse(
+    json_t *schema = ja_parse(
         "{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":\"object\",\"properties\":{"
         "\"name\":{\"type\":\"string\"},"
         "\"extra\":{\"type\":\"object\",\"x-kubernetes-preserve-unknown-fields\":true,"
@@ -350,7 +328,7 @@ static void test_schema__prune_drops_unknown_fields(void **state)
         "\"free\":{\"type\":\"object\",\"additionalProperties\":true},"
         "\"template\":{\"type\":\"object\",\"x-kubernetes-embedded-resource\":true,"
         "\"properties\":{\"spec\":{\"type\":\"object\"}}}}}}}");
-    json_t *v = parse(
+    json_t *v = ja_parse(
         "{\"apiVersion\":\"kiln.dev/v1alpha1\",\"kind\":\"WebApp\",\"metadata\":{\"name\":\"a\","
         "\"labels\":{\"x\":\"y\"}},\"junk\":1,"
         "\"spec\":{\"name\":\"n\",\"typo\":true,"
@@ -362,21 +340,21 @@ static void test_schema__prune_drops_unknown_fields(void **state)
         "\"spec\":{},\"status\":{}}},"
         "\"status\":{\"x\":1}}");
     kiln_schema_prune(v, schema, true);
-    assert_json(v, "{\"apiVersion\":\"kiln.dev/v1alpha1\",\"kind\":\"WebApp\",\"metadata\":{"
-                   "\"name\":\"a\",\"labels\":{\"x\":\"y\"}},"
-                   "\"spec\":{\"name\":\"n\","
-                   "\"extra\":{\"anything\":{\"deep\":1},\"inner\":{\"k\":\"v\"}},"
-                   "\"items\":[{\"id\":\"a\"},{}],"
-                   "\"labels\":{\"a\":{\"v\":\"1\"}},"
-                   "\"free\":{\"a\":{\"b\":1}},"
-                   "\"template\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":"
-                   "\"p\"},\"spec\":{}}}}");
+    ja_assert_json(v, "{\"apiVersion\":\"kiln.dev/v1alpha1\",\"kind\":\"WebApp\",\"metadata\":{"
+                      "\"name\":\"a\",\"labels\":{\"x\":\"y\"}},"
+                      "\"spec\":{\"name\":\"n\","
+                      "\"extra\":{\"anything\":{\"deep\":1},\"inner\":{\"k\":\"v\"}},"
+                      "\"items\":[{\"id\":\"a\"},{}],"
+                      "\"labels\":{\"a\":{\"v\":\"1\"}},"
+                      "\"free\":{\"a\":{\"b\":1}},"
+                      "\"template\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":"
+                      "\"p\"},\"spec\":{}}}}");
     json_decref(v);
 
     /* Not a resource root: apiVersion is just another unknown field. */
-    v = parse("{\"apiVersion\":\"v1\",\"name\":\"n\"}");
+    v = ja_parse("{\"apiVersion\":\"v1\",\"name\":\"n\"}");
     kiln_schema_prune(v, json_object_get(json_object_get(schema, "properties"), "spec"), false);
-    assert_json(v, "{\"name\":\"n\"}");
+    ja_assert_json(v, "{\"name\":\"n\"}");
     json_decref(v);
     json_decref(schema);
 }
@@ -437,7 +415,7 @@ static void test_schema__patterns_translate_common_re2_forms(void **state)
 
 static void test_schema__uncompilable_pattern_is_not_enforced(void **state)
 {
-    json_t *schema = parse("{\"type\":\"string\",\"pattern\":\"(?<name>x)\"}");
+    json_t *schema = ja_parse("{\"type\":\"string\",\"pattern\":\"(?<name>x)\"}");
     json_t *v = json_string("anything");
     assert_int_equal(kiln_schema_validate(v, schema, "s", NULL), 0);
     json_decref(v);

@@ -16,6 +16,32 @@
 #include "core/yaml.h"
 #include "graph/graph.h"
 
+/* The Lua state a whole test group shares: run the group with gt_lua_setup
+ * and gt_lua_teardown, and reach the state with gt_lua(). */
+static inline kiln_lua **gt_lua_slot(void)
+{
+    static kiln_lua *lua;
+    return &lua;
+}
+
+static inline kiln_lua *gt_lua(void)
+{
+    return *gt_lua_slot();
+}
+
+static inline int gt_lua_setup(void **state)
+{
+    *gt_lua_slot() = kiln_lua_new(NULL);
+    return 0;
+}
+
+static inline int gt_lua_teardown(void **state)
+{
+    kiln_lua_free(*gt_lua_slot());
+    *gt_lua_slot() = NULL;
+    return 0;
+}
+
 /* The one YAML document in text (new reference); fails the test otherwise. */
 static inline json_t *gt_yaml(const char *text)
 {

@@ -9,15 +9,7 @@
 
 #include "core/err.h"
 #include "graph/compat.h"
-
-static json_t *parse(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-    if (!v)
-        fail_msg("fixture does not parse: %s: %s", jerr.text, text);
-    return v;
-}
+#include "tests/support/json_assert.h"
 
 /* Wraps the properties of spec into a whole CRD schema. */
 #define ROOT(spec_props)                                                                           \
@@ -127,8 +119,8 @@ static void test_compat__reports_each_breaking_change_with_its_path(void **state
 {
     for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
         const compat_case *tc = &cases[i];
-        json_t *o = parse(tc->old_schema);
-        json_t *n = parse(tc->new_schema);
+        json_t *o = ja_parse(tc->old_schema);
+        json_t *n = ja_parse(tc->new_schema);
         kiln_errs errs = {0};
         size_t want = 0;
         while (want < 6 && tc->want[want])
@@ -155,8 +147,8 @@ static void test_compat__reports_each_breaking_change_with_its_path(void **state
 
 static void test_compat__root_changes_have_no_path_prefix(void **state)
 {
-    json_t *o = parse("{\"type\":\"object\"}");
-    json_t *n = parse("{\"type\":\"array\"}");
+    json_t *o = ja_parse("{\"type\":\"object\"}");
+    json_t *n = ja_parse("{\"type\":\"array\"}");
     kiln_errs errs = {0};
     assert_int_equal(kiln_crd_breaking_changes(&errs, o, n), 1);
     assert_string_equal(errs.items[0].msg, "type changed from object to array");
@@ -167,8 +159,8 @@ static void test_compat__root_changes_have_no_path_prefix(void **state)
 
 static void test_compat__rejects_non_objects(void **state)
 {
-    json_t *o = parse("{\"type\":\"object\"}");
-    json_t *n = parse("[1]");
+    json_t *o = ja_parse("{\"type\":\"object\"}");
+    json_t *n = ja_parse("[1]");
     kiln_errs errs = {0};
     assert_int_equal(kiln_crd_breaking_changes(&errs, o, n), KILN_EINVAL);
     assert_int_equal(errs.len, 1);

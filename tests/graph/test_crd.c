@@ -11,30 +11,7 @@
 #include "core/schema.h"
 #include "core/yaml.h"
 #include "graph/crd.h"
-
-static json_t *parse(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-    if (!v)
-        fail_msg("fixture does not parse: %s: %s", jerr.text, text);
-    return v;
-}
-
-static void assert_json(const json_t *got, const char *want_text)
-{
-    json_t *want = parse(want_text);
-    if (!json_equal((json_t *)got, want)) {
-        char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        char *w = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        print_error("got:  %s\nwant: %s\n", g ? g : "(null)", w);
-        free(g);
-        free(w);
-        json_decref(want);
-        fail();
-    }
-    json_decref(want);
-}
+#include "tests/support/json_assert.h"
 
 /* Borrowed value at a dotted path; a numeric segment indexes an array. */
 static json_t *at(json_t *doc, const char *path)
@@ -153,11 +130,11 @@ static const char *webapp_crd =
 
 static void test_crd__synthesize_builds_the_whole_crd(void **state)
 {
-    json_t *spec_schema = parse("{\"type\":\"object\",\"properties\":{\"replicas\":{\"type\":"
-                                "\"integer\",\"default\":1}},\"default\":{}}");
+    json_t *spec_schema = ja_parse("{\"type\":\"object\",\"properties\":{\"replicas\":{\"type\":"
+                                   "\"integer\",\"default\":1}},\"default\":{}}");
     /* A projection named like one of kiln's fields loses to kiln's. */
-    json_t *status_schema = parse("{\"type\":\"object\",\"properties\":{\"endpoint\":{\"type\":"
-                                  "\"string\"},\"state\":{\"type\":\"integer\"}}}");
+    json_t *status_schema = ja_parse("{\"type\":\"object\",\"properties\":{\"endpoint\":{\"type\":"
+                                     "\"string\"},\"state\":{\"type\":\"integer\"}}}");
     kiln_crd_spec spec = {.version = "v1alpha1",
                           .kind = "WebApp",
                           .spec_schema = spec_schema,
@@ -166,7 +143,7 @@ static void test_crd__synthesize_builds_the_whole_crd(void **state)
     json_t *crd = NULL;
     kiln_err err = {0};
     assert_int_equal(kiln_crd_synthesize(&crd, &spec, &err), 0);
-    assert_json(crd, webapp_crd);
+    ja_assert_json(crd, webapp_crd);
     json_decref(crd);
     json_decref(spec_schema);
     json_decref(status_schema);
@@ -174,12 +151,12 @@ static void test_crd__synthesize_builds_the_whole_crd(void **state)
 
 static void test_crd__synthesize_copies_names_columns_and_metadata(void **state)
 {
-    json_t *short_names = parse("[\"inf\"]");
-    json_t *categories = parse("[\"kiln\",\"ai\"]");
-    json_t *labels = parse("{\"team\":\"ml\",\"app.kubernetes.io/managed-by\":\"someone\"}");
-    json_t *annotations = parse("{\"note\":\"x\"}");
-    json_t *columns = parse("[{\"name\":\"Model\",\"type\":\"string\",\"jsonPath\":\".spec."
-                            "model\"}]");
+    json_t *short_names = ja_parse("[\"inf\"]");
+    json_t *categories = ja_parse("[\"kiln\",\"ai\"]");
+    json_t *labels = ja_parse("{\"team\":\"ml\",\"app.kubernetes.io/managed-by\":\"someone\"}");
+    json_t *annotations = ja_parse("{\"note\":\"x\"}");
+    json_t *columns = ja_parse("[{\"name\":\"Model\",\"type\":\"string\",\"jsonPath\":\".spec."
+                               "model\"}]");
     kiln_crd_spec spec = {.group = "ai.example.com",
                           .version = "v1",
                           .kind = "InferencePolicy",
@@ -194,21 +171,22 @@ static void test_crd__synthesize_copies_names_columns_and_metadata(void **state)
     assert_int_equal(kiln_crd_synthesize(&crd, &spec, NULL), 0);
     assert_string_equal(json_string_value(at(crd, "metadata/name")),
                         "inferencepolicies.ai.example.com");
-    assert_json(at(crd, "metadata/labels"),
-                "{\"team\":\"ml\",\"app.kubernetes.io/managed-by\":\"kiln\",\"kiln.dev/rgd\":"
-                "\"policy\"}");
-    assert_json(at(crd, "metadata/annotations"), "{\"note\":\"x\"}");
-    assert_json(at(crd, "spec/names"),
-                "{\"kind\":\"InferencePolicy\",\"listKind\":\"InferencePolicyList\",\"plural\":"
-                "\"inferencepolicies\",\"singular\":\"inferencepolicy\",\"shortNames\":[\"inf\"],"
-                "\"categories\":[\"kiln\",\"ai\"]}");
+    ja_assert_json(at(crd, "metadata/labels"),
+                   "{\"team\":\"ml\",\"app.kubernetes.io/managed-by\":\"kiln\",\"kiln.dev/rgd\":"
+                   "\"policy\"}");
+    ja_assert_json(at(crd, "metadata/annotations"), "{\"note\":\"x\"}");
+    ja_assert_json(
+        at(crd, "spec/names"),
+        "{\"kind\":\"InferencePolicy\",\"listKind\":\"InferencePolicyList\",\"plural\":"
+        "\"inferencepolicies\",\"singular\":\"inferencepolicy\",\"shortNames\":[\"inf\"],"
+        "\"categories\":[\"kiln\",\"ai\"]}");
     assert_string_equal(json_string_value(at(crd, "spec/scope")), "Cluster");
     assert_string_equal(json_string_value(at(crd, "spec/group")), "ai.example.com");
-    assert_json(at(crd, "spec/versions/0/additionalPrinterColumns"),
-                "[{\"name\":\"Model\",\"type\":\"string\",\"jsonPath\":\".spec.model\"}]");
+    ja_assert_json(at(crd, "spec/versions/0/additionalPrinterColumns"),
+                   "[{\"name\":\"Model\",\"type\":\"string\",\"jsonPath\":\".spec.model\"}]");
     /* No spec schema: a free-form object. */
-    assert_json(at(crd, "spec/versions/0/schema/openAPIV3Schema/properties/spec"),
-                "{\"type\":\"object\",\"x-kubernetes-preserve-unknown-fields\":true}");
+    ja_assert_json(at(crd, "spec/versions/0/schema/openAPIV3Schema/properties/spec"),
+                   "{\"type\":\"object\",\"x-kubernetes-preserve-unknown-fields\":true}");
     json_decref(crd);
     json_decref(short_names);
     json_decref(categories);
@@ -219,8 +197,8 @@ static void test_crd__synthesize_copies_names_columns_and_metadata(void **state)
 
 static void test_crd__synthesize_rejects_bad_names(void **state)
 {
-    json_t *bad_short = parse("[\"Inf\"]");
-    json_t *bad_columns = parse("[{\"name\":\"X\",\"type\":\"float\",\"jsonPath\":\".a\"}]");
+    json_t *bad_short = ja_parse("[\"Inf\"]");
+    json_t *bad_columns = ja_parse("[{\"name\":\"X\",\"type\":\"float\",\"jsonPath\":\".a\"}]");
     struct {
         kiln_crd_spec spec;
         const char *msg;
@@ -266,7 +244,7 @@ static void test_crd__builtin_rgd_crd_has_the_documented_shape(void **state)
     assert_string_equal(json_string_value(at(crd, "metadata/name")),
                         "resourcegraphdefinitions.kiln.dev");
     assert_string_equal(json_string_value(at(crd, "spec/scope")), "Cluster");
-    assert_json(
+    ja_assert_json(
         at(crd, "spec/names"),
         "{\"kind\":\"ResourceGraphDefinition\",\"listKind\":\"ResourceGraphDefinitionList\","
         "\"plural\":\"resourcegraphdefinitions\",\"singular\":\"resourcegraphdefinition\","
@@ -275,8 +253,8 @@ static void test_crd__builtin_rgd_crd_has_the_documented_shape(void **state)
     assert_string_equal(json_string_value(at(v, "name")), "v1alpha1");
     assert_true(json_is_true(at(v, "served")));
     assert_true(json_is_true(at(v, "storage")));
-    assert_json(at(v, "subresources"), "{\"status\":{}}");
-    assert_json(
+    ja_assert_json(at(v, "subresources"), "{\"status\":{}}");
+    ja_assert_json(
         at(v, "additionalPrinterColumns"),
         "[{\"name\":\"APIVERSION\",\"type\":\"string\",\"jsonPath\":\".spec.schema."
         "apiVersion\"},{\"name\":\"KIND\",\"type\":\"string\",\"jsonPath\":\".spec.schema."
@@ -286,15 +264,15 @@ static void test_crd__builtin_rgd_crd_has_the_documented_shape(void **state)
         "\"jsonPath\":\".status.topologicalOrder\",\"priority\":1},{\"name\":\"AGE\","
         "\"type\":\"date\",\"jsonPath\":\".metadata.creationTimestamp\"}]");
     json_t *schema = at(v, "schema/openAPIV3Schema/properties/spec/properties/schema");
-    assert_json(at(schema, "required"), "[\"apiVersion\",\"kind\"]");
+    ja_assert_json(at(schema, "required"), "[\"apiVersion\",\"kind\"]");
     assert_string_equal(json_string_value(at(schema, "properties/kind/pattern")),
                         "^[A-Z][a-zA-Z0-9]{0,62}$");
     assert_string_equal(json_string_value(at(schema, "properties/group/default")), "kiln.dev");
-    assert_json(at(schema, "properties/scope/enum"), "[\"Namespaced\",\"Cluster\"]");
+    ja_assert_json(at(schema, "properties/scope/enum"), "[\"Namespaced\",\"Cluster\"]");
     json_t *status = at(v, "schema/openAPIV3Schema/properties/status/properties");
     assert_string_equal(json_string_value(at(status, "conditions/x-kubernetes-list-type")), "map");
-    assert_json(at(status, "resources/items/properties/dependsOn"),
-                "{\"type\":\"array\",\"items\":{\"type\":\"string\"}}");
+    ja_assert_json(at(status, "resources/items/properties/dependsOn"),
+                   "{\"type\":\"array\",\"items\":{\"type\":\"string\"}}");
     json_decref(all);
 }
 
@@ -314,7 +292,7 @@ static void test_crd__builtin_schema_accepts_the_design_example(void **state)
 {
     json_t *all = kiln_crd_builtin();
     json_t *schema = at(json_array_get(all, 0), "spec/versions/0/schema/openAPIV3Schema");
-    json_t *rgd = parse(design_rgd);
+    json_t *rgd = ja_parse(design_rgd);
     kiln_schema_errors errs = {0};
     kiln_schema_prune(rgd, schema, true);
     kiln_schema_default(rgd, schema);
@@ -325,8 +303,8 @@ static void test_crd__builtin_schema_accepts_the_design_example(void **state)
     assert_string_equal(json_string_value(at(rgd, "spec/schema/spec/name")),
                         "string | required=true");
 
-    json_t *bad = parse("{\"spec\":{\"schema\":{\"apiVersion\":\"v1\",\"kind\":\"webApp\","
-                        "\"scope\":\"Global\"},\"resources\":[{\"template\":{}}]}}");
+    json_t *bad = ja_parse("{\"spec\":{\"schema\":{\"apiVersion\":\"v1\",\"kind\":\"webApp\","
+                           "\"scope\":\"Global\"},\"resources\":[{\"template\":{}}]}}");
     assert_int_equal(kiln_schema_validate(bad, schema, NULL, &errs), KILN_EINVAL);
     assert_int_equal(errs.len, 3);
     assert_string_equal(errs.items[0].field, "spec.resources[0].id");

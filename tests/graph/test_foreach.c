@@ -4,20 +4,6 @@
 
 #include "graph_test.h"
 
-static kiln_lua *L;
-
-static int setup(void **state)
-{
-    L = kiln_lua_new(NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    kiln_lua_free(L);
-    return 0;
-}
-
 #define RGD(resources)                                                                             \
     "apiVersion: kiln.dev/v1alpha1\n"                                                              \
     "kind: ResourceGraphDefinition\n"                                                              \
@@ -46,7 +32,7 @@ static void test_foreach__cartesian_product_first_iterator_outermost(void **stat
                                    "        data: {shard: \"${shard}\"}\n"),
                                NULL);
     assert_int_equal(kiln_graph_node_flags(g, 0), KILN_GRAPH_NODE_FOREACH);
-    kiln_render_result *r = gt_render(g, L, INST, NULL, true);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST, NULL, true);
     gt_assert_state(r, "cells", KILN_NODE_READY);
     gt_assert_json(
         gt_node(r, "cells")->desired,
@@ -76,7 +62,7 @@ static void test_foreach__items_with_the_same_identity_fail_the_node(void **stat
                                    "      template: {apiVersion: v1, kind: ConfigMap, "
                                    "metadata: {name: o}}\n"),
                                &o);
-    kiln_render_result *r = gt_render(g, L, INST, NULL, true);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST, NULL, true);
     gt_assert_state(r, "clash", KILN_NODE_ERROR);
     assert_int_equal(gt_node(r, "clash")->code, KILN_EINVAL);
     assert_string_equal(gt_node(r, "clash")->message,
@@ -102,7 +88,7 @@ static void test_foreach__more_than_1000_items_is_a_limit_error(void **state)
                                    "      template: {apiVersion: v1, kind: ConfigMap, "
                                    "metadata: {name: f}}\n"),
                                &o);
-    kiln_render_result *r = gt_render(g, L, INST "spec: {shards: 11}\n", NULL, true);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST "spec: {shards: 11}\n", NULL, true);
     gt_assert_state(r, "many", KILN_NODE_ERROR);
     assert_int_equal(gt_node(r, "many")->code, KILN_ELIMIT);
     assert_string_equal(gt_node(r, "many")->message,
@@ -114,7 +100,7 @@ static void test_foreach__more_than_1000_items_is_a_limit_error(void **state)
     /* exactly 1,000 is allowed, and fast */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    r = gt_render(g, L, INST "spec: {shards: 10}\n", NULL, true);
+    r = gt_render(g, gt_lua(), INST "spec: {shards: 10}\n", NULL, true);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     gt_assert_state(r, "many", KILN_NODE_READY);
     assert_int_equal(json_array_size(gt_node(r, "many")->desired), 1000);
@@ -137,7 +123,7 @@ static void test_foreach__empty_list_is_an_empty_ready_collection(void **state)
                                    "      template: {apiVersion: v1, kind: ConfigMap, metadata: "
                                    "{name: \"after-${#none}\"}}\n"),
                                NULL);
-    kiln_render_result *r = gt_render(g, L, INST "spec: {regions: []}\n", NULL, false);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST "spec: {regions: []}\n", NULL, false);
     gt_assert_state(r, "none", KILN_NODE_READY);
     gt_assert_json(gt_node(r, "none")->desired, "[]");
     gt_assert_state(r, "after", KILN_NODE_PENDING);
@@ -162,13 +148,13 @@ static void test_foreach__others_see_a_collection_as_a_list(void **state)
                                    "          count: \"${#shard}\"\n"
                                    "          last: \"${shard[#shard].metadata.name}\"\n"),
                                NULL);
-    kiln_render_result *r = gt_render(g, L, INST "spec: {shards: 3}\n", NULL, true);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST "spec: {shards: 3}\n", NULL, true);
     gt_assert_json(json_object_get(gt_node(r, "index")->desired, "data"),
                    "{\"count\":3,\"last\":\"s-3\"}");
     kiln_render_result_free(r);
 
     /* online: the observed list, not the desired one */
-    r = gt_render(g, L, INST "spec: {shards: 3}\n",
+    r = gt_render(g, gt_lua(), INST "spec: {shards: 3}\n",
                   "{\"shard\": [{\"metadata\": {\"name\": \"s-1\"}}, {\"metadata\": {\"name\": "
                   "\"s-2\"}}]}",
                   false);
@@ -196,7 +182,7 @@ static void test_foreach__list_from_another_resource_and_bad_lists(void **state)
                                &o);
     assert_int_equal(kiln_graph_node_dep_count(g, 1), 1);
     kiln_render_result *r =
-        gt_render(g, L, INST, "{\"zones\": {\"data\": {\"list\": [\"a\", \"b\"]}}}", false);
+        gt_render(g, gt_lua(), INST, "{\"zones\": {\"data\": {\"list\": [\"a\", \"b\"]}}}", false);
     assert_int_equal(json_array_size(gt_node(r, "perZone")->desired), 2);
     assert_string_equal(
         kiln_json_get_string(json_array_get(gt_node(r, "perZone")->desired, 1), "metadata.name"),
@@ -217,7 +203,7 @@ static void test_foreach__script_runs_once_per_item(void **state)
                                    "        return {apiVersion = 'v1', kind = 'Secret',\n"
                                    "                metadata = {name = 'sec-' .. region}}\n"),
                                NULL);
-    kiln_render_result *r = gt_render(g, L, INST, NULL, true);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST, NULL, true);
     gt_assert_json(gt_node(r, "gen")->desired,
                    "[{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"sec-eu\","
                    "\"namespace\":\"ns\"}}]");
@@ -237,7 +223,7 @@ static void test_foreach__ten_dimensions_are_allowed(void **state)
         n += snprintf(yaml + n, sizeof yaml - n, "-${d%d}", i);
     snprintf(yaml + n, sizeof yaml - n, "\"}}\n");
     kiln_graph *g = gt_compile(yaml, NULL);
-    kiln_render_result *r = gt_render(g, L, INST, NULL, true);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST, NULL, true);
     assert_string_equal(
         kiln_json_get_string(json_array_get(gt_node(r, "a")->desired, 0), "metadata.name"),
         "x-1-1-1-1-1-1-1-1-1-1");
@@ -257,5 +243,5 @@ int main(void)
         cmocka_unit_test(test_foreach__script_runs_once_per_item),
         cmocka_unit_test(test_foreach__ten_dimensions_are_allowed),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, gt_lua_setup, gt_lua_teardown);
 }

@@ -7,20 +7,6 @@
 #include "core/buf.h"
 #include "graph_test.h"
 
-static kiln_lua *L;
-
-static int setup(void **state)
-{
-    L = kiln_lua_new(NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    kiln_lua_free(L);
-    return 0;
-}
-
 static kiln_graph *load_fixture(const char *name)
 {
     const char *root = getenv("KILN_SOURCE_DIR");
@@ -59,7 +45,7 @@ static kiln_graph *load_fixture(const char *name)
 static void test_render__defaults_applied_and_first_wave_rendered(void **state)
 {
     kiln_graph *g = load_fixture("webapp.yaml");
-    kiln_render_result *r = gt_render(g, L, SHOP, NULL, false);
+    kiln_render_result *r = gt_render(g, gt_lua(), SHOP, NULL, false);
 
     gt_assert_order(r, "config deployment service ingress");
     gt_assert_json(r->spec, "{\"name\":\"shop\",\"image\":\"nginx:1.27\",\"replicas\":1,"
@@ -87,7 +73,7 @@ static void test_render__defaults_applied_and_first_wave_rendered(void **state)
 static void test_render__ready_dependencies_unlock_dependents(void **state)
 {
     kiln_graph *g = load_fixture("webapp.yaml");
-    kiln_render_result *r = gt_render(g, L, SHOP, "{" CONFIG_OBS "}", false);
+    kiln_render_result *r = gt_render(g, gt_lua(), SHOP, "{" CONFIG_OBS "}", false);
     gt_assert_state(r, "config", KILN_NODE_READY);
     gt_assert_state(r, "deployment", KILN_NODE_PENDING);
     gt_assert_json(
@@ -102,7 +88,7 @@ static void test_render__ready_dependencies_unlock_dependents(void **state)
     gt_assert_json(r->status, "{\"config\":{\"name\":\"shop-config\"}}");
     kiln_render_result_free(r);
 
-    r = gt_render(g, L, SHOP, "{" CONFIG_OBS "," DEPLOY_OBS("0") "}", false);
+    r = gt_render(g, gt_lua(), SHOP, "{" CONFIG_OBS "," DEPLOY_OBS("0") "}", false);
     gt_assert_state(r, "deployment", KILN_NODE_PENDING);
     assert_string_equal(gt_node(r, "deployment")->message,
                         "spec.resources[1].readyWhen[0] is false");
@@ -110,7 +96,7 @@ static void test_render__ready_dependencies_unlock_dependents(void **state)
     gt_assert_state(r, "service", KILN_NODE_WAITING);
     kiln_render_result_free(r);
 
-    r = gt_render(g, L, SHOP, "{" CONFIG_OBS "," DEPLOY_OBS("1") "}", false);
+    r = gt_render(g, gt_lua(), SHOP, "{" CONFIG_OBS "," DEPLOY_OBS("1") "}", false);
     gt_assert_state(r, "deployment", KILN_NODE_READY);
     gt_assert_state(r, "service", KILN_NODE_PENDING);
     gt_assert_json(gt_node(r, "service")->desired,
@@ -119,7 +105,7 @@ static void test_render__ready_dependencies_unlock_dependents(void **state)
                    "\"shop\"},\"ports\":[{\"port\":80,\"targetPort\":80}]}}");
     kiln_render_result_free(r);
 
-    r = gt_render(g, L, SHOP, "{" CONFIG_OBS "," DEPLOY_OBS("1") "," SERVICE_OBS "}", false);
+    r = gt_render(g, gt_lua(), SHOP, "{" CONFIG_OBS "," DEPLOY_OBS("1") "," SERVICE_OBS "}", false);
     gt_assert_state(r, "service", KILN_NODE_READY);
     gt_assert_json(r->status, "{\"endpoint\":\"10.0.0.7\",\"available\":1,\"url\":"
                               "\"http://10.0.0.7:80\",\"config\":{\"name\":\"shop-config\"}}");
@@ -132,7 +118,7 @@ static void test_render__include_when_true_renders_the_ingress(void **state)
 {
     kiln_graph *g = load_fixture("webapp.yaml");
     kiln_render_result *r = gt_render(
-        g, L,
+        g, gt_lua(),
         "apiVersion: kiln.dev/v1alpha1\nkind: WebApp\nmetadata: {name: demo, namespace: team}\n"
         "spec: {name: shop, ingress: {enabled: true}}\n",
         "{" CONFIG_OBS "," DEPLOY_OBS("1") "," SERVICE_OBS "}", false);
@@ -148,7 +134,7 @@ static void test_render__include_when_true_renders_the_ingress(void **state)
 static void test_render__instance_values_are_data_never_evaluated(void **state)
 {
     kiln_graph *g = load_fixture("webapp.yaml");
-    kiln_render_result *r = gt_render(g, L,
+    kiln_render_result *r = gt_render(g, gt_lua(),
                                       "apiVersion: kiln.dev/v1alpha1\nkind: WebApp\n"
                                       "metadata: {name: demo, namespace: team}\n"
                                       "spec: {name: \"${error('boom')}\", image: \"${config}\"}\n",
@@ -169,14 +155,14 @@ static void test_render__invalid_instance_fails_listing_fields(void **state)
                            "metadata: {name: demo}\nspec: {replicas: -1}\n");
     kiln_render_result *r = NULL;
     kiln_err err = {0};
-    assert_int_equal(kiln_graph_render(&r, g, L, inst, NULL, NULL, &err), KILN_EINVAL);
+    assert_int_equal(kiln_graph_render(&r, g, gt_lua(), inst, NULL, NULL, &err), KILN_EINVAL);
     assert_null(r);
     assert_non_null(strstr(err.msg, "WebApp.kiln.dev \"demo\" is invalid"));
     assert_non_null(strstr(err.msg, "spec.name: Required value"));
     assert_non_null(strstr(err.msg, "spec.replicas"));
     json_decref(inst);
     inst = gt_yaml("apiVersion: kiln.dev/v1alpha1\nkind: Other\nmetadata: {name: demo}\n");
-    assert_int_equal(kiln_graph_render(&r, g, L, inst, NULL, NULL, &err), KILN_EINVAL);
+    assert_int_equal(kiln_graph_render(&r, g, gt_lua(), inst, NULL, NULL, &err), KILN_EINVAL);
     assert_string_equal(err.msg, "instance: expected kiln.dev/v1alpha1 WebApp, got "
                                  "kiln.dev/v1alpha1 Other (RGD \"web-app\")");
     json_decref(inst);
@@ -215,7 +201,7 @@ static void test_render__whole_field_keeps_type_and_splice_builds_strings(void *
                                        "          shell: \"echo ${'${HOME}'}\"\n"
                                        "          \"${key}\": map keys are not evaluated\n"),
                                NULL);
-    kiln_render_result *r = gt_render(g, L, INST, NULL, true);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST, NULL, true);
     gt_assert_state(r, "cm", KILN_NODE_READY);
     gt_assert_json(
         gt_node(r, "cm")->desired,
@@ -239,7 +225,7 @@ static void test_render__splicing_a_table_is_an_error_naming_the_field(void **st
                                        "      template: {apiVersion: v1, kind: ConfigMap, "
                                        "metadata: {name: ok}}\n"),
                                &o);
-    kiln_render_result *r = gt_render(g, L, INST, NULL, false);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST, NULL, false);
     gt_assert_state(r, "bad", KILN_NODE_ERROR);
     assert_int_equal(gt_node(r, "bad")->code, KILN_ESCRIPT);
     assert_non_null(strstr(gt_node(r, "bad")->message, "spec.resources[0].template.metadata.name"));
@@ -263,7 +249,7 @@ static void test_render__namespaces_follow_the_kind_scope(void **state)
                 "    - id: here\n"
                 "      template: {apiVersion: v1, kind: ConfigMap, metadata: {name: h}}\n"),
         NULL);
-    kiln_render_result *r = gt_render(g, L, INST, NULL, true);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST, NULL, true);
     gt_assert_json(
         gt_node(r, "ns")->desired,
         "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"extra\"}}");
@@ -298,7 +284,7 @@ static void test_render__cluster_scoped_instance_needs_explicit_namespaces(void 
             "namespace: kube-system}}\n"),
         &o);
     kiln_render_result *r = gt_render(
-        g, L, "apiVersion: kiln.dev/v1alpha1\nkind: T\nmetadata: {name: c}\n", NULL, true);
+        g, gt_lua(), "apiVersion: kiln.dev/v1alpha1\nkind: T\nmetadata: {name: c}\n", NULL, true);
     gt_assert_state(r, "tenant", KILN_NODE_READY);
     gt_assert_state(r, "loose", KILN_NODE_ERROR);
     assert_int_equal(gt_node(r, "loose")->code, KILN_EINVAL);
@@ -325,7 +311,7 @@ static void test_render__exclusion_is_contagious(void **state)
                 "    - id: free\n"
                 "      template: {apiVersion: v1, kind: ConfigMap, metadata: {name: f}}\n"),
         NULL);
-    kiln_render_result *r = gt_render(g, L, INST, NULL, true);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST, NULL, true);
     gt_assert_state(r, "a", KILN_NODE_EXCLUDED);
     gt_assert_state(r, "b", KILN_NODE_EXCLUDED);
     assert_string_equal(gt_node(r, "b")->message, "depends on excluded resource \"a\"");
@@ -333,7 +319,7 @@ static void test_render__exclusion_is_contagious(void **state)
     gt_assert_state(r, "free", KILN_NODE_READY);
     kiln_render_result_free(r);
 
-    r = gt_render(g, L, INST "spec: {enabled: true}\n", NULL, true);
+    r = gt_render(g, gt_lua(), INST "spec: {enabled: true}\n", NULL, true);
     gt_assert_state(r, "a", KILN_NODE_READY);
     gt_assert_state(r, "b", KILN_NODE_READY);
     assert_string_equal(kiln_json_get_string(gt_node(r, "b")->desired, "metadata.name"), "a-b");
@@ -355,12 +341,12 @@ static void test_render__script_returning_nil_excludes_its_node(void **state)
             "      template: {apiVersion: v1, kind: ConfigMap, metadata: {name: "
             "\"${maybe.metadata.name}-after\"}}\n"),
         NULL);
-    kiln_render_result *r = gt_render(g, L, INST, NULL, false);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST, NULL, false);
     gt_assert_state(r, "maybe", KILN_NODE_EXCLUDED);
     assert_string_equal(gt_node(r, "maybe")->message, "spec.resources[0].script returned nil");
     gt_assert_state(r, "after", KILN_NODE_EXCLUDED);
     kiln_render_result_free(r);
-    r = gt_render(g, L, INST "spec: {enabled: true}\n", NULL, false);
+    r = gt_render(g, gt_lua(), INST "spec: {enabled: true}\n", NULL, false);
     gt_assert_state(r, "maybe", KILN_NODE_PENDING);
     gt_assert_json(gt_node(r, "maybe")->desired,
                    "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"m\","
@@ -394,7 +380,7 @@ static void test_render__pending_when_reading_resources_error_when_only_schema(v
                 "        data: {v: \"${schema.spec.missing.field}\"}\n"),
         &o);
     kiln_render_result *r = gt_render(
-        g, L, INST,
+        g, gt_lua(), INST,
         "{\"src\": {\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": "
         "\"s\"}}}",
         false);
@@ -430,7 +416,7 @@ static void test_render__external_ref_is_read_only_and_gates_dependents(void **s
                                    "        metadata: {name: u}\n"
                                    "        data: {region: \"${info.data.region}\"}\n"),
                                NULL);
-    kiln_render_result *r = gt_render(g, L, INST, NULL, false);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST, NULL, false);
     const kiln_render_node *info = gt_node(r, "info");
     assert_int_equal(info->state, KILN_NODE_PENDING);
     assert_true(info->read_only);
@@ -441,13 +427,13 @@ static void test_render__external_ref_is_read_only_and_gates_dependents(void **s
     kiln_render_result_free(r);
 
     /* offline the same: no guessing an object kiln never writes */
-    r = gt_render(g, L, INST, NULL, true);
+    r = gt_render(g, gt_lua(), INST, NULL, true);
     gt_assert_state(r, "info", KILN_NODE_PENDING);
     gt_assert_state(r, "user", KILN_NODE_WAITING);
     assert_true(gt_has_note(r, "info: waiting for ConfigMap ns/cluster-3 to exist"));
     kiln_render_result_free(r);
 
-    r = gt_render(g, L, INST,
+    r = gt_render(g, gt_lua(), INST,
                   "{\"info\": {\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": "
                   "{\"name\": \"cluster-3\"}, \"data\": {\"region\": \"eu\"}}}",
                   false);
@@ -462,7 +448,7 @@ static void test_render__external_ref_is_read_only_and_gates_dependents(void **s
 static void test_render__offline_uses_desired_objects_and_notes_status_needs(void **state)
 {
     kiln_graph *g = load_fixture("webapp.yaml");
-    kiln_render_result *r = gt_render(g, L, SHOP, NULL, true);
+    kiln_render_result *r = gt_render(g, gt_lua(), SHOP, NULL, true);
     gt_assert_state(r, "config", KILN_NODE_READY);
     gt_assert_state(r, "deployment", KILN_NODE_READY);
     gt_assert_state(r, "service", KILN_NODE_READY);
@@ -490,7 +476,7 @@ static void test_render__offline_expression_needing_status_is_pending(void **sta
                            "        metadata: {name: \"${svc.metadata.name}-cfg\"}\n"
                            "        data: {ip: \"${svc.spec.clusterIP}\"}\n"),
                    NULL);
-    kiln_render_result *r = gt_render(g, L, INST, NULL, true);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST, NULL, true);
     gt_assert_state(r, "svc", KILN_NODE_READY);
     gt_assert_state(r, "cfg", KILN_NODE_PENDING);
     assert_true(gt_has_note(r, "cfg: spec.resources[1].template.data.ip"));
@@ -510,7 +496,7 @@ static void test_render__validation_node_gates_on_results(void **state)
                            "      template: {apiVersion: v1, kind: ConfigMap, metadata: {name: "
                            "\"s-${gpuCheck.accelerator or 'x'}\"}}\n"),
                    NULL);
-    kiln_render_result *r = gt_render(g, L, INST, NULL, false);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST, NULL, false);
     gt_assert_state(r, "gpuCheck", KILN_NODE_PENDING);
     assert_string_equal(gt_node(r, "gpuCheck")->message, "waiting for GPU validation results");
     gt_assert_json(gt_node(r, "gpuCheck")->desired,
@@ -519,14 +505,14 @@ static void test_render__validation_node_gates_on_results(void **state)
     gt_assert_state(r, "server", KILN_NODE_WAITING);
     kiln_render_result_free(r);
 
-    r = gt_render(g, L, INST,
+    r = gt_render(g, gt_lua(), INST,
                   "{\"gpuCheck\": {\"passed\": false, \"simulated\": true, \"nodes\": []}}", false);
     gt_assert_state(r, "gpuCheck", KILN_NODE_PENDING);
     assert_string_equal(gt_node(r, "gpuCheck")->message, "GPU validation has not passed");
     gt_assert_state(r, "server", KILN_NODE_WAITING);
     kiln_render_result_free(r);
 
-    r = gt_render(g, L, INST,
+    r = gt_render(g, gt_lua(), INST,
                   "{\"gpuCheck\": {\"passed\": true, \"simulated\": true, \"nodes\": []}}", false);
     gt_assert_state(r, "gpuCheck", KILN_NODE_READY);
     gt_assert_state(r, "server", KILN_NODE_PENDING);
@@ -549,7 +535,7 @@ static void test_render__shared_expression_text_reports_its_own_field(void **sta
                 "data: {w: \"${src.status.phase.name}\"}}\n"),
         NULL);
     kiln_render_result *r =
-        gt_render(g, L, INST, "{\"src\": {\"metadata\": {\"name\": \"s\"}}}", false);
+        gt_render(g, gt_lua(), INST, "{\"src\": {\"metadata\": {\"name\": \"s\"}}}", false);
     gt_assert_state(r, "one", KILN_NODE_PENDING);
     gt_assert_state(r, "two", KILN_NODE_PENDING);
     assert_string_equal(gt_node(r, "one")->message,
@@ -574,7 +560,7 @@ static void test_render__script_result_must_be_a_kubernetes_object(void **state)
                                        "      script: \"return {apiVersion = 'v1', kind = 'X', "
                                        "metadata = {}}\"\n"),
                                &o);
-    kiln_render_result *r = gt_render(g, L, INST, NULL, true);
+    kiln_render_result *r = gt_render(g, gt_lua(), INST, NULL, true);
     assert_string_equal(gt_node(r, "noKind")->message,
                         "spec.resources[0].script.kind: expected a non-empty string, got nothing");
     assert_string_equal(gt_node(r, "scalar")->message,
@@ -590,7 +576,7 @@ static void test_render__graph_is_shared_by_several_states(void **state)
 {
     kiln_graph *g = load_fixture("webapp.yaml");
     kiln_lua *other = kiln_lua_new(NULL);
-    kiln_render_result *a = gt_render(g, L, SHOP, NULL, true);
+    kiln_render_result *a = gt_render(g, gt_lua(), SHOP, NULL, true);
     kiln_render_result *b = gt_render(g, other, SHOP, NULL, true);
     for (size_t i = 0; i < a->nnodes; i++)
         assert_true(kiln_json_equal(a->nodes[i].desired, b->nodes[i].desired) ||
@@ -600,10 +586,10 @@ static void test_render__graph_is_shared_by_several_states(void **state)
     kiln_graph_unbind(g, other);
     kiln_lua_free(other);
     /* unbinding one state leaves the others working */
-    a = gt_render(g, L, SHOP, NULL, true);
+    a = gt_render(g, gt_lua(), SHOP, NULL, true);
     gt_assert_state(a, "service", KILN_NODE_READY);
     kiln_render_result_free(a);
-    kiln_graph_unbind(g, L);
+    kiln_graph_unbind(g, gt_lua());
     kiln_graph_free(g);
 }
 
@@ -620,7 +606,7 @@ static void test_render__status_lists_and_schema_only_projections(void **state)
                        "      template: {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n"),
                    NULL);
     kiln_render_result *r =
-        gt_render(g, L, INST, "{\"a\": {\"metadata\": {\"name\": \"a-obs\"}}}", false);
+        gt_render(g, gt_lua(), INST, "{\"a\": {\"metadata\": {\"name\": \"a-obs\"}}}", false);
     gt_assert_json(r->status, "{\"count\":3,\"names\":[\"a-obs\",\"n-3\"]}");
     assert_true(gt_has_note(r, "status.names[1]: waiting for \"b\""));
     kiln_render_result_free(r);
@@ -695,5 +681,5 @@ int main(void)
         cmocka_unit_test(test_render__graph_is_shared_by_several_states),
         cmocka_unit_test(test_render__workers_render_one_graph_concurrently),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, gt_lua_setup, gt_lua_teardown);
 }

@@ -9,30 +9,7 @@
 
 #include "core/err.h"
 #include "graph/simpleschema.h"
-
-static json_t *parse(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-    if (!v)
-        fail_msg("fixture does not parse: %s: %s", jerr.text, text);
-    return v;
-}
-
-static void assert_json(const json_t *got, const char *want_text)
-{
-    json_t *want = parse(want_text);
-    if (!json_equal((json_t *)got, want)) {
-        char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        char *w = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        print_error("got:  %s\nwant: %s\n", g ? g : "(null)", w);
-        free(g);
-        free(w);
-        json_decref(want);
-        fail();
-    }
-    json_decref(want);
-}
+#include "tests/support/json_assert.h"
 
 typedef struct field_case {
     const char *decl;
@@ -147,7 +124,7 @@ static void test_simpleschema__every_type_and_marker(void **state)
 {
     for (size_t i = 0; i < sizeof(field_cases) / sizeof(*field_cases); i++) {
         const field_case *tc = &field_cases[i];
-        json_t *types = tc->types ? parse(tc->types) : NULL;
+        json_t *types = tc->types ? ja_parse(tc->types) : NULL;
         json_t *out = NULL;
         kiln_errs errs = {0};
         bool required = !tc->required;
@@ -156,7 +133,7 @@ static void test_simpleschema__every_type_and_marker(void **state)
             print_error("case %zu (%s): %s\n", i, tc->decl, errs.len ? errs.items[0].msg : "?");
         assert_int_equal(rc, 0);
         assert_int_equal(errs.len, 0);
-        assert_json(out, tc->want);
+        ja_assert_json(out, tc->want);
         assert_int_equal(required, tc->required);
         json_decref(out);
         json_decref(types);
@@ -167,18 +144,18 @@ static void test_simpleschema__every_type_and_marker(void **state)
 static void test_simpleschema__nested_maps_are_objects_with_sorted_required(void **state)
 {
     json_t *spec =
-        parse("{\"zeta\":\"string | required=true\",\"alpha\":\"string | required=true\","
-              "\"image\":\"string | default=\\\"nginx:1.27\\\"\","
-              "\"ingress\":{\"enabled\":\"boolean | default=false\",\"host\":\"string\"}}");
+        ja_parse("{\"zeta\":\"string | required=true\",\"alpha\":\"string | required=true\","
+                 "\"image\":\"string | default=\\\"nginx:1.27\\\"\","
+                 "\"ingress\":{\"enabled\":\"boolean | default=false\",\"host\":\"string\"}}");
     json_t *out = NULL;
     kiln_errs errs = {0};
     assert_int_equal(kiln_simpleschema_to_openapi(&out, spec, NULL, "spec.schema.spec", &errs), 0);
-    assert_json(out, "{\"type\":\"object\",\"required\":[\"alpha\",\"zeta\"],\"properties\":{"
-                     "\"alpha\":{\"type\":\"string\"},\"zeta\":{\"type\":\"string\"},"
-                     "\"image\":{\"type\":\"string\",\"default\":\"nginx:1.27\"},"
-                     "\"ingress\":{\"type\":\"object\",\"default\":{},\"properties\":{"
-                     "\"enabled\":{\"type\":\"boolean\",\"default\":false},"
-                     "\"host\":{\"type\":\"string\"}}}}}");
+    ja_assert_json(out, "{\"type\":\"object\",\"required\":[\"alpha\",\"zeta\"],\"properties\":{"
+                        "\"alpha\":{\"type\":\"string\"},\"zeta\":{\"type\":\"string\"},"
+                        "\"image\":{\"type\":\"string\",\"default\":\"nginx:1.27\"},"
+                        "\"ingress\":{\"type\":\"object\",\"default\":{},\"properties\":{"
+                        "\"enabled\":{\"type\":\"boolean\",\"default\":false},"
+                        "\"host\":{\"type\":\"string\"}}}}}");
     /* Key order of required is sorted, not the declaration order. */
     assert_string_equal(json_string_value(json_array_get(json_object_get(out, "required"), 0)),
                         "alpha");
@@ -189,30 +166,31 @@ static void test_simpleschema__nested_maps_are_objects_with_sorted_required(void
 
 static void test_simpleschema__default_propagates_through_objects(void **state)
 {
-    json_t *spec = parse("{\"a\":{\"b\":{\"c\":\"integer | default=1\"}},"
-                         "\"plain\":{\"x\":\"string\"},"
-                         "\"strict\":{\"r\":\"string | required=true\",\"d\":{\"e\":\"integer | "
-                         "default=2\"}}}");
+    json_t *spec = ja_parse("{\"a\":{\"b\":{\"c\":\"integer | default=1\"}},"
+                            "\"plain\":{\"x\":\"string\"},"
+                            "\"strict\":{\"r\":\"string | required=true\",\"d\":{\"e\":\"integer | "
+                            "default=2\"}}}");
     json_t *out = NULL;
     assert_int_equal(kiln_simpleschema_to_openapi(&out, spec, NULL, "spec", NULL), 0);
-    assert_json(out, "{\"type\":\"object\",\"default\":{},\"properties\":{"
-                     "\"a\":{\"type\":\"object\",\"default\":{},\"properties\":{\"b\":{\"type\":"
-                     "\"object\",\"default\":{},\"properties\":{\"c\":{\"type\":\"integer\","
-                     "\"default\":1}}}}},"
-                     "\"plain\":{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"string\"}}},"
-                     "\"strict\":{\"type\":\"object\",\"required\":[\"r\"],\"properties\":{"
-                     "\"r\":{\"type\":\"string\"},\"d\":{\"type\":\"object\",\"default\":{},"
-                     "\"properties\":{\"e\":{\"type\":\"integer\",\"default\":2}}}}}}}");
+    ja_assert_json(out,
+                   "{\"type\":\"object\",\"default\":{},\"properties\":{"
+                   "\"a\":{\"type\":\"object\",\"default\":{},\"properties\":{\"b\":{\"type\":"
+                   "\"object\",\"default\":{},\"properties\":{\"c\":{\"type\":\"integer\","
+                   "\"default\":1}}}}},"
+                   "\"plain\":{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"string\"}}},"
+                   "\"strict\":{\"type\":\"object\",\"required\":[\"r\"],\"properties\":{"
+                   "\"r\":{\"type\":\"string\"},\"d\":{\"type\":\"object\",\"default\":{},"
+                   "\"properties\":{\"e\":{\"type\":\"integer\",\"default\":2}}}}}}}");
     json_decref(out);
     json_decref(spec);
 }
 
 static void test_simpleschema__custom_types_expand_inline_in_dependency_order(void **state)
 {
-    json_t *types = parse("{\"Server\":{\"port\":\"Port\",\"name\":\"Name\"},"
-                          "\"Port\":\"integer | default=80 minimum=1\","
-                          "\"Name\":\"string | required=true\"}");
-    json_t *spec = parse("{\"server\":\"Server\",\"servers\":\"map[string]Server\"}");
+    json_t *types = ja_parse("{\"Server\":{\"port\":\"Port\",\"name\":\"Name\"},"
+                             "\"Port\":\"integer | default=80 minimum=1\","
+                             "\"Name\":\"string | required=true\"}");
+    json_t *spec = ja_parse("{\"server\":\"Server\",\"servers\":\"map[string]Server\"}");
     json_t *out = NULL;
     kiln_errs errs = {0};
     assert_int_equal(kiln_simpleschema_to_openapi(&out, spec, types, "spec.schema.spec", &errs), 0);
@@ -224,7 +202,7 @@ static void test_simpleschema__custom_types_expand_inline_in_dependency_order(vo
              "{\"type\":\"object\",\"properties\":{\"server\":%s,\"servers\":{\"type\":"
              "\"object\",\"additionalProperties\":%s}}}",
              server, server);
-    assert_json(out, want);
+    ja_assert_json(out, want);
     json_decref(out);
     json_decref(spec);
     json_decref(types);
@@ -358,8 +336,8 @@ static void test_simpleschema__errors_name_the_field(void **state)
 {
     for (size_t i = 0; i < sizeof(error_cases) / sizeof(*error_cases); i++) {
         const error_case *tc = &error_cases[i];
-        json_t *spec = parse(tc->spec);
-        json_t *types = tc->types ? parse(tc->types) : NULL;
+        json_t *spec = ja_parse(tc->spec);
+        json_t *types = tc->types ? ja_parse(tc->types) : NULL;
         json_t *out = (json_t *)1;
         kiln_errs errs = {0};
         int rc = kiln_simpleschema_to_openapi(&out, spec, types, "spec.schema.spec", &errs);
@@ -394,7 +372,7 @@ static void test_simpleschema__invalid_pattern_names_the_regex(void **state)
 
 static void test_simpleschema__reports_every_problem_in_key_order(void **state)
 {
-    json_t *spec = parse("{\"b\":\"integer | minimun=0\",\"a\":\"strng\",\"c\":\"string\"}");
+    json_t *spec = ja_parse("{\"b\":\"integer | minimun=0\",\"a\":\"strng\",\"c\":\"string\"}");
     json_t *out = NULL;
     kiln_errs errs = {0};
     assert_int_equal(kiln_simpleschema_to_openapi(&out, spec, NULL, "spec", &errs), KILN_EINVAL);
@@ -408,8 +386,8 @@ static void test_simpleschema__reports_every_problem_in_key_order(void **state)
 
 static void test_simpleschema__broken_type_is_reported_once(void **state)
 {
-    json_t *types = parse("{\"Bad\":\"integer | default=x\"}");
-    json_t *spec = parse("{\"a\":\"Bad\",\"b\":\"[]Bad\"}");
+    json_t *types = ja_parse("{\"Bad\":\"integer | default=x\"}");
+    json_t *spec = ja_parse("{\"a\":\"Bad\",\"b\":\"[]Bad\"}");
     json_t *out = NULL;
     kiln_errs errs = {0};
     assert_int_equal(kiln_simpleschema_to_openapi(&out, spec, types, "spec.schema.spec", &errs),
@@ -434,7 +412,7 @@ static void test_simpleschema__exponential_types_hit_the_node_bound(void **state
                             i == 24 ? json_string("string")
                                     : json_pack("{s:s, s:s}", "a", next, "b", next));
     }
-    json_t *spec = parse("{\"root\":\"T0\"}");
+    json_t *spec = ja_parse("{\"root\":\"T0\"}");
     json_t *out = NULL;
     kiln_errs errs = {0};
     assert_int_equal(kiln_simpleschema_to_openapi(&out, spec, types, "spec.schema.spec", &errs),
@@ -556,7 +534,7 @@ static void test_simpleschema__null_spec_is_an_empty_object(void **state)
 {
     json_t *out = NULL;
     assert_int_equal(kiln_simpleschema_to_openapi(&out, NULL, NULL, "spec", NULL), 0);
-    assert_json(out, "{\"type\":\"object\"}");
+    ja_assert_json(out, "{\"type\":\"object\"}");
     json_decref(out);
 }
 
@@ -568,13 +546,13 @@ static void test_simpleschema__status_type_prefix(void **state)
                                              "spec.schema.status.available", NULL),
                      0);
     assert_false(required);
-    assert_json(out, "{\"type\":\"integer\"}");
+    ja_assert_json(out, "{\"type\":\"integer\"}");
     json_decref(out);
 }
 
 static void test_simpleschema__field_reports_types_under_types_path(void **state)
 {
-    json_t *types = parse("{\"Loop\":\"[]Loop\"}");
+    json_t *types = ja_parse("{\"Loop\":\"[]Loop\"}");
     json_t *out = NULL;
     kiln_errs errs = {0};
     assert_int_equal(
@@ -590,13 +568,13 @@ static void test_simpleschema__field_reports_types_under_types_path(void **state
     json_decref(types);
 
     /* A broken types map is to_openapi's to report, not every field's. */
-    types = parse("{\"string\":\"integer\",\"Ok\":\"integer\"}");
+    types = ja_parse("{\"string\":\"integer\",\"Ok\":\"integer\"}");
     assert_int_equal(kiln_simpleschema_field(&out, NULL, "Ok", types, "x", &errs), 0);
     assert_int_equal(errs.len, 0);
-    assert_json(out, "{\"type\":\"integer\"}");
+    ja_assert_json(out, "{\"type\":\"integer\"}");
     json_decref(out);
     json_decref(types);
-    types = parse("[1]");
+    types = ja_parse("[1]");
     assert_int_equal(kiln_simpleschema_field(&out, NULL, "string", types, "x", &errs), 0);
     assert_int_equal(errs.len, 0);
     json_decref(out);

@@ -298,6 +298,18 @@ static int count_event(void *ctx, kiln_kube_event_type type, json_t *obj, kiln_e
     return 0;
 }
 
+/* A client of the plain-HTTP loop server, without rate limiting. */
+static kiln_kube_client *loop_client(const loop_server *srv)
+{
+    char url[64];
+    kiln_kube_client_opts o = {.qps = -1};
+    kiln_kube_client *c = NULL;
+    kiln_err err = {0};
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv->port);
+    assert_int_equal(kiln_kube_client_new_curl(&c, kiln_kube_config_new(url), &o, &err), 0);
+    return c;
+}
+
 static void test_tls__cancel_interrupts_a_quiet_watch(void **state)
 {
     loop_server srv = {0};
@@ -311,12 +323,8 @@ static void test_tls__cancel_interrupts_a_quiet_watch(void **state)
     srv.nresponses = 1;
     srv.hold_ms = 5000;
     loop_start(&srv);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
-    kiln_kube_client_opts o = {.qps = -1};
-    kiln_kube_client *c = NULL;
+    kiln_kube_client *c = loop_client(&srv);
     kiln_err err = {0};
-    assert_int_equal(kiln_kube_client_new_curl(&c, kiln_kube_config_new(url), &o, &err), 0);
     atomic_int flag = 0;
     canceller cn = {&flag};
     pthread_t t;
@@ -343,12 +351,8 @@ static void test_tls__cancel_stops_a_pending_list(void **state)
     loop_add(&srv, "200 OK", NULL, "{\"kind\":\"PodList\",\"items\":[]}");
     srv.delay_ms = 5000;
     loop_start(&srv);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
-    kiln_kube_client_opts o = {.qps = -1};
-    kiln_kube_client *c = NULL;
+    kiln_kube_client *c = loop_client(&srv);
     kiln_err err = {0};
-    assert_int_equal(kiln_kube_client_new_curl(&c, kiln_kube_config_new(url), &o, &err), 0);
     atomic_int flag = 0;
     canceller cn = {&flag};
     pthread_t t;

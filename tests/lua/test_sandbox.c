@@ -8,18 +8,13 @@
 #include <cmocka.h>
 
 #include "lua/sandbox.h"
+#include "lua_test.h"
 
-typedef struct fx {
-    kiln_lua *L;
-    int env;
-} fx;
+typedef lt_fx fx;
 
 static kiln_lua_limits small_limits(void)
 {
-    kiln_lua_limits lim;
-    kiln_lua_limits_default(&lim);
-    lim.instructions = 200000;
-    lim.memory = 8 << 20;
+    kiln_lua_limits lim = lt_limits(200000, 8 << 20);
     lim.pattern_subject = 64 << 10;
     lim.max_items = 10000;
     lim.max_depth = 32;
@@ -28,21 +23,8 @@ static kiln_lua_limits small_limits(void)
 
 static int setup(void **state)
 {
-    fx *f = test_malloc(sizeof *f);
     kiln_lua_limits lim = small_limits();
-    f->L = kiln_lua_new(&lim);
-    kiln_err err = {0};
-    assert_int_equal(kiln_lua_env_new(f->L, &f->env, NULL, "test", &err), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    kiln_lua_env_free(f->L, f->env);
-    kiln_lua_free(f->L);
-    test_free(f);
+    *state = lt_fx_new(&lim, "test");
     return 0;
 }
 
@@ -432,16 +414,9 @@ static fx big_budget(void)
 {
     kiln_lua_limits lim = small_limits();
     lim.instructions = 100000000;
-    fx g = {kiln_lua_new(&lim), 0};
-    kiln_err err = {0};
-    assert_int_equal(kiln_lua_env_new(g.L, &g.env, NULL, "test", &err), 0);
+    fx g;
+    lt_open(&g.L, &g.env, &lim, "test");
     return g;
-}
-
-static void free_fx(fx *g)
-{
-    kiln_lua_env_free(g->L, g->env);
-    kiln_lua_free(g->L);
 }
 
 static void test_sandbox__doubling_loop_hits_memory_limit(void **state)
@@ -452,7 +427,7 @@ static void test_sandbox__doubling_loop_hits_memory_limit(void **state)
           "memory limit of 8388608 bytes exceeded");
     fails(&g, true, "local t = {} while true do t[#t + 1] = {} end", KILN_ELIMIT,
           "memory limit of 8388608 bytes exceeded");
-    free_fx(&g);
+    lt_close(g.L, g.env);
 }
 
 static void test_sandbox__memory_error_cannot_be_swallowed(void **state)
@@ -468,7 +443,7 @@ static void test_sandbox__memory_error_cannot_be_swallowed(void **state)
           "local n = 0 while true do pcall(function() local s = 'x' while true do s = s .. s end "
           "end) n = n + 1 end",
           KILN_ELIMIT, "memory limit");
-    free_fx(&g);
+    lt_close(g.L, g.env);
 }
 
 static void test_sandbox__garbage_is_not_a_memory_limit(void **state)
@@ -486,7 +461,7 @@ static void test_sandbox__garbage_is_not_a_memory_limit(void **state)
                                "local t for i = 1, 10 do t = {} for j = 1, 2000 do t[j] = "
                                "('y'):rep(1000) .. j end end return #t"),
                             "2000");
-    free_fx(&g);
+    lt_close(g.L, g.env);
 }
 
 static void test_sandbox__allocation_is_charged_to_the_budget(void **state)
@@ -581,17 +556,15 @@ static void test_sandbox__time_limit_backstops_uncounted_work(void **state)
     /* A budget this large would allow minutes of string comparison. */
     kiln_lua_limits lim = small_limits();
     lim.instructions = 1000000000;
-    fx g = {kiln_lua_new(&lim), 0};
-    kiln_err err = {0};
-    assert_int_equal(kiln_lua_env_new(g.L, &g.env, NULL, "test", &err), 0);
+    fx g;
+    lt_open(&g.L, &g.env, &lim, "test");
     kiln_lua_set_time_limit(g.L, 200);
     /* Comparing two distinct long strings is one instruction of unbounded work. */
     fails(&g, true,
           "local a = string.rep('x', 2e6) local b = string.rep('x', 2e6 - 1) .. 'x'\n"
           "while true do local _ = a == b end",
           KILN_ELIMIT, "time limit of 200 ms exceeded");
-    kiln_lua_env_free(g.L, g.env);
-    kiln_lua_free(g.L);
+    lt_close(g.L, g.env);
 }
 
 static void test_sandbox__deep_recursion_is_a_limit(void **state)
@@ -601,9 +574,8 @@ static void test_sandbox__deep_recursion_is_a_limit(void **state)
     fails(f, true, "local function r(n) return 1 + r(n + 1) end return r(1)", KILN_ELIMIT,
           "limit of");
     /* With the defaults, Lua's own stack limit is what trips. */
-    fx g = {kiln_lua_new(NULL), 0};
-    kiln_err err = {0};
-    assert_int_equal(kiln_lua_env_new(g.L, &g.env, NULL, "test", &err), 0);
+    fx g;
+    lt_open(&g.L, &g.env, NULL, "test");
     fails(&g, true, "local function r(n) return 1 + r(n + 1) end return r(1)", KILN_ELIMIT,
           "stack overflow");
     fails(&g, true, "local function r() return pcall(r) end return r()", KILN_ELIMIT,
@@ -612,7 +584,7 @@ static void test_sandbox__deep_recursion_is_a_limit(void **state)
           "local t = setmetatable({}, {__index = function(t, k) return t[k .. 'x'] end}) "
           "return t.a",
           KILN_ELIMIT, "stack overflow");
-    free_fx(&g);
+    lt_close(g.L, g.env);
 }
 
 static void test_sandbox__huge_output_table_is_a_limit(void **state)
@@ -689,7 +661,7 @@ static void test_sandbox__memory_accounting_reports_use(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, lt_fx_teardown)
         T(test_sandbox__expression_values_keep_their_types),
         T(test_sandbox__script_returns_first_value),
         T(test_sandbox__variables_round_trip_json),

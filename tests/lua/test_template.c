@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "lua/template.h"
+#include "lua_test.h"
 
 static void parse_ok(const char *s, kiln_tmpl *t)
 {
@@ -123,35 +124,18 @@ static void test_template__errors_name_the_column(void **state)
     parse_fails("${ {a = 1 }", "unterminated ${");
 }
 
-typedef struct fx {
-    kiln_lua *L;
-    int env;
-} fx;
+typedef lt_fx fx;
 
 static int setup(void **state)
 {
-    fx *f = test_malloc(sizeof *f);
-    kiln_lua_limits lim;
-    kiln_lua_limits_default(&lim);
-    lim.instructions = 100000;
-    lim.memory = 4 << 20;
-    f->L = kiln_lua_new(&lim);
+    kiln_lua_limits lim = lt_limits(100000, 4 << 20);
+    fx *f = lt_fx_new(&lim, "t");
     kiln_err err = {0};
-    assert_int_equal(kiln_lua_env_new(f->L, &f->env, NULL, "t", &err), 0);
     json_t *v =
         json_loads("{\"spec\":{\"name\":\"web\",\"n\":3,\"r\":2.5,\"whole\":2.0}}", 0, NULL);
     assert_int_equal(kiln_lua_env_set(f->L, f->env, "schema", v, &err), 0);
     json_decref(v);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    kiln_lua_env_free(f->L, f->env);
-    kiln_lua_free(f->L);
-    test_free(f);
     return 0;
 }
 
@@ -251,13 +235,13 @@ int main(void)
         cmocka_unit_test(test_template__plain_text_is_one_literal),
         cmocka_unit_test(test_template__braces_in_strings_and_tables),
         cmocka_unit_test(test_template__errors_name_the_column),
-        cmocka_unit_test_setup_teardown(test_template__whole_keeps_the_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_template__whole_keeps_the_type, setup, lt_fx_teardown),
         cmocka_unit_test_setup_teardown(test_template__splice_formats_numbers_like_lua, setup,
-                                        teardown),
+                                        lt_fx_teardown),
         cmocka_unit_test_setup_teardown(test_template__splice_rejects_nil_and_tables, setup,
-                                        teardown),
+                                        lt_fx_teardown),
         cmocka_unit_test_setup_teardown(test_template__splice_propagates_script_errors, setup,
-                                        teardown),
+                                        lt_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

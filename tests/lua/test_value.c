@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "lua/sandbox.h"
+#include "lua_test.h"
 
 static kiln_lua *L;
 static int env;
@@ -16,23 +17,17 @@ static int env;
 static int setup(void **state)
 {
     (void)state;
-    kiln_lua_limits lim;
-    kiln_lua_limits_default(&lim);
-    lim.instructions = 1000000;
-    lim.memory = 16 << 20;
+    kiln_lua_limits lim = lt_limits(1000000, 16 << 20);
     lim.max_depth = 8;
     lim.max_items = 100;
-    L = kiln_lua_new(&lim);
-    kiln_err err = {0};
-    assert_int_equal(kiln_lua_env_new(L, &env, NULL, "v", &err), 0);
+    lt_open(&L, &env, &lim, "v");
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    kiln_lua_env_free(L, env);
-    kiln_lua_free(L);
+    lt_close(L, env);
     return 0;
 }
 

@@ -9,32 +9,13 @@
 #include "validate/measured.h"
 #include "validate/simulate.h"
 #include "validate/thresholds.h"
-
-static kiln_thresholds cat;
-
-static int setup(void **state)
-{
-    return kiln_thresholds_load_builtin(&cat, NULL);
-}
-
-static int teardown(void **state)
-{
-    kiln_thresholds_free(&cat);
-    return 0;
-}
-
-static const kiln_threshold_accel *acc(const char *name)
-{
-    const kiln_threshold_accel *a = kiln_thresholds_find(&cat, name);
-    assert_non_null(a);
-    return a;
-}
+#include "validate_test.h"
 
 static json_t *simulated(const char *accel, int gpus, const char *const *fail)
 {
     json_t *doc = NULL;
     kiln_validate_sim_opts o = {"n1", NULL, gpus, NULL, fail};
-    assert_int_equal(kiln_validate_simulate(&doc, acc(accel), &o, NULL), 0);
+    assert_int_equal(kiln_validate_simulate(&doc, vt_accel(accel), &o, NULL), 0);
     return doc;
 }
 
@@ -43,7 +24,7 @@ static json_t *evaluate(const json_t *doc, const char *accel, int expect, const 
     json_t *report = NULL;
     kiln_err err = {0};
     kiln_validate_eval_opts o = {NULL, expect, checks};
-    assert_int_equal(kiln_validate_evaluate(&report, doc, acc(accel), &o, &err), 0);
+    assert_int_equal(kiln_validate_evaluate(&report, doc, vt_accel(accel), &o, &err), 0);
     return report;
 }
 
@@ -390,7 +371,7 @@ static void test_evaluate__bad_arguments(void **state)
     kiln_err err = {0};
     static const char *const bad[] = {"gemm", "fp8", NULL};
     kiln_validate_eval_opts o = {NULL, 0, bad};
-    assert_int_equal(kiln_validate_evaluate(&r, doc, acc("h100"), &o, &err), KILN_EINVAL);
+    assert_int_equal(kiln_validate_evaluate(&r, doc, vt_accel("h100"), &o, &err), KILN_EINVAL);
     assert_null(r);
     assert_string_equal(err.msg, "unknown check \"fp8\" (expected device, memory, hbm-bandwidth, "
                                  "gemm, pcie or p2p)");
@@ -433,5 +414,5 @@ int main(void)
         cmocka_unit_test(test_evaluate__bad_arguments),
         cmocka_unit_test(test_evaluate__error_report),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, vt_setup, vt_teardown);
 }

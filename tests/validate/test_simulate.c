@@ -9,19 +9,7 @@
 #include "validate/measured.h"
 #include "validate/simulate.h"
 #include "validate/thresholds.h"
-
-static kiln_thresholds cat;
-
-static int setup(void **state)
-{
-    return kiln_thresholds_load_builtin(&cat, NULL);
-}
-
-static int teardown(void **state)
-{
-    kiln_thresholds_free(&cat);
-    return 0;
-}
+#include "validate_test.h"
 
 static json_t *check_named(const json_t *doc, const char *name)
 {
@@ -52,7 +40,7 @@ static double value_of(const json_t *doc, const char *check, const char *metric,
 
 static void test_simulate__figures_come_from_thresholds(void **state)
 {
-    const kiln_threshold_accel *h100 = kiln_thresholds_find(&cat, "h100");
+    const kiln_threshold_accel *h100 = vt_accel("h100");
     json_t *doc = NULL;
     kiln_validate_sim_opts o = {"sim-1", "h100", 2, NULL, NULL};
     assert_int_equal(kiln_validate_simulate(&doc, h100, &o, NULL), 0);
@@ -75,7 +63,7 @@ static void test_simulate__figures_come_from_thresholds(void **state)
 
 static void test_simulate__is_deterministic(void **state)
 {
-    const kiln_threshold_accel *b200 = kiln_thresholds_find(&cat, "b200");
+    const kiln_threshold_accel *b200 = vt_accel("b200");
     json_t *a = NULL, *b = NULL;
     kiln_validate_sim_opts o = {"x", NULL, 8, NULL, NULL};
     assert_int_equal(kiln_validate_simulate(&a, b200, &o, NULL), 0);
@@ -87,7 +75,7 @@ static void test_simulate__is_deterministic(void **state)
 
 static void test_simulate__failing_checks_hit_the_last_gpu(void **state)
 {
-    const kiln_threshold_accel *h200 = kiln_thresholds_find(&cat, "h200");
+    const kiln_threshold_accel *h200 = vt_accel("h200");
     static const char *const fail[] = {"pcie", "memory", NULL};
     json_t *doc = NULL;
     kiln_validate_sim_opts o = {NULL, NULL, 3, NULL, fail};
@@ -103,7 +91,7 @@ static void test_simulate__failing_checks_hit_the_last_gpu(void **state)
 
 static void test_simulate__selected_checks_only_and_single_gpu_p2p_skips(void **state)
 {
-    const kiln_threshold_accel *l40s = kiln_thresholds_find(&cat, "l40s");
+    const kiln_threshold_accel *l40s = vt_accel("l40s");
     static const char *const checks[] = {"p2p", "gemm", NULL};
     json_t *doc = NULL;
     kiln_validate_sim_opts o = {NULL, NULL, 0, checks, NULL};
@@ -119,7 +107,7 @@ static void test_simulate__selected_checks_only_and_single_gpu_p2p_skips(void **
 
 static void test_simulate__bad_options(void **state)
 {
-    const kiln_threshold_accel *h100 = kiln_thresholds_find(&cat, "h100");
+    const kiln_threshold_accel *h100 = vt_accel("h100");
     json_t *doc = NULL;
     kiln_err err = {0};
     kiln_validate_sim_opts o = {NULL, NULL, 65, NULL, NULL};
@@ -157,5 +145,5 @@ int main(void)
         cmocka_unit_test(test_simulate__bad_options),
         cmocka_unit_test(test_measured__nan_has_no_value),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, vt_setup, vt_teardown);
 }

@@ -12,25 +12,12 @@
 #include "validate/simulate.h"
 #include "validate/summary.h"
 #include "validate/thresholds.h"
-
-static kiln_thresholds cat;
-
-static int setup(void **state)
-{
-    return kiln_thresholds_load_builtin(&cat, NULL);
-}
-
-static int teardown(void **state)
-{
-    kiln_thresholds_free(&cat);
-    return 0;
-}
+#include "validate_test.h"
 
 /* A report for a simulated node; node may be long, fail may be NULL. */
 static json_t *report_for(const char *accel, const char *node, int gpus, const char *const *fail)
 {
-    const kiln_threshold_accel *a = kiln_thresholds_find(&cat, accel);
-    assert_non_null(a);
+    const kiln_threshold_accel *a = vt_accel(accel);
     json_t *doc = NULL, *r = NULL;
     kiln_validate_sim_opts so = {node, NULL, gpus, NULL, fail};
     assert_int_equal(kiln_validate_simulate(&doc, a, &so, NULL), 0);
@@ -367,5 +354,5 @@ int main(void)
         cmocka_unit_test(test_summary__status_passes_only_when_every_node_did),
         cmocka_unit_test(test_jstr__cut_utf8_keeps_the_valid_prefix),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, vt_setup, vt_teardown);
 }

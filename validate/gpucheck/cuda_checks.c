@@ -21,15 +21,6 @@
 #define MIB ((size_t)1 << 20)
 #define GIB ((size_t)1 << 30)
 
-#define CUDA_TRY(call)                                                                             \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) {                                                                   \
-            snprintf(why, n, "%s: %s", #call, cudaGetErrorString(e_));                             \
-            goto done;                                                                             \
-        }                                                                                          \
-    } while (0)
-
 double kiln_gpucheck_now(void)
 {
     struct timespec ts;

@@ -15,15 +15,6 @@
 
 static const int sizes[] = {4096, 8192, 16384};
 
-#define CUDA_TRY(call)                                                                             \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) {                                                                   \
-            snprintf(why, n, "%s: %s", #call, cudaGetErrorString(e_));                             \
-            goto done;                                                                             \
-        }                                                                                          \
-    } while (0)
-
 #define LT_TRY(call)                                                                               \
     do {                                                                                           \
         cublasStatus_t s_ = (call);                                                                \

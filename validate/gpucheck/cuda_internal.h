@@ -14,6 +14,17 @@
 
 #include <jansson.h>
 
+/* Runs a CUDA runtime call; on failure writes the call and CUDA's message to
+ * why (size n, both in scope) and jumps to the caller's done label. */
+#define CUDA_TRY(call)                                                                             \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            snprintf(why, n, "%s: %s", #call, cudaGetErrorString(e_));                             \
+            goto done;                                                                             \
+        }                                                                                          \
+    } while (0)
+
 /* Seconds on a monotonic clock. */
 double kiln_gpucheck_now(void);
 
