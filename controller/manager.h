@@ -1,0 +1,39 @@
+/* controller/manager.h: the reconciling controller, as one call.
+ *
+ * kiln_manager_run watches ResourceGraphDefinitions, the CRDs kiln generates,
+ * the instances of every generated kind and the children kiln applied (only
+ * objects labelled kiln.dev/instance-uid are cached), routes every event to a
+ * key in one rate-limited work queue ("rgd:<name>", "inst:<rgd>:<ns>:<name>")
+ * and runs N workers, each with its own Lua state, until *stop becomes
+ * nonzero. Then it drains the queue, stops everything and frees it all.
+ * With leader election on, the workers start only while this process holds
+ * the Lease; losing it ends the run with KILN_ECONFLICT.
+ *
+ * The client is borrowed and must outlive the run.
+ */
+#ifndef KILN_CONTROLLER_MANAGER_H
+#define KILN_CONTROLLER_MANAGER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "core/err.h"
+#include "kube/client.h"
+
+typedef struct kiln_manager_opts {
+    int workers;                  /* 0: 4 */
+    const char *metrics_addr;     /* "[host]:port"; NULL, "" or "0": no /metrics server */
+    const char *health_addr;      /* /healthz and /readyz; NULL, "" or "0": none */
+    bool leader_elect;            /* take a coordination.k8s.io/v1 Lease first */
+    const char *leader_namespace; /* NULL: the client config's namespace */
+    const char *leader_id;        /* Lease name; NULL: "kiln-controller" */
+    const char *identity;         /* holder identity; NULL: "<hostname>_<pid>" */
+} kiln_manager_opts;
+
+/* Runs the controller until *stop is nonzero (a signal handler sets it).
+ * Returns 0 after a clean shutdown, or a KILN_E* code when it could not start
+ * (a port in use, no access to RGDs) or lost its leadership. */
+int kiln_manager_run(kiln_kube_client *client, const kiln_manager_opts *opts,
+                     const atomic_int *stop, kiln_err *err);
+
+#endif
