@@ -23,33 +23,6 @@
 
 static atomic_int stop_flag;
 
-/* JSON lines: {"ts","level","msg","caller"}. core/log.c's JSON sink packs its
- * caller field with a format jansson rejects and so drops every line; this
- * one is used until that is fixed there. */
-static void json_sink(kiln_log_level level, const char *file, int line, const char *msg,
-                      void *userdata)
-{
-    FILE *f = userdata ? userdata : stderr;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char when[40], stamp[64], caller[160];
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(stamp, sizeof(stamp), "%s.%03ldZ", when, ts.tv_nsec / 1000000);
-    const char *base = strrchr(file, '/');
-    snprintf(caller, sizeof(caller), "%s:%d", base ? base + 1 : file, line);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "ts", stamp, "level", kiln_log_level_name(level),
-                          "msg", msg, "caller", caller);
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    if (text) {
-        fprintf(f, "%s\n", text);
-        fflush(f);
-        free(text);
-    }
-    json_decref(o);
-}
-
 static void on_signal(int sig)
 {
     (void)sig;
@@ -124,14 +97,15 @@ int kiln_cmd_controller(int argc, char **argv)
             return kiln_cli_usage_error("controller", "flag %s needs a value", arg);
     }
     if (strcmp(log_format, "json") == 0)
-        kiln_log_set_sink(json_sink, stderr);
+        kiln_log_set_sink(kiln_log_sink_json, stderr);
     else if (strcmp(log_format, "text") == 0)
         kiln_log_set_sink(kiln_log_sink_text, stderr);
     else
         return kiln_cli_usage_error("controller", "--log-format wants json or text");
-    /* cli/main.c takes a global --log-level out of argv before we run, so
-     * this branch only sees one when called directly; otherwise the level
-     * main set stands. */
+    /* A controller logs at info unless told otherwise; cli/main.c takes a
+     * global --log-level out of argv and records it in kiln_cli_log_level. */
+    if (!log_level && kiln_cli_log_level < 0)
+        kiln_log_set_level(KILN_LOG_INFO);
     if (log_level) {
         int l = kiln_log_parse_level(log_level);
         if (l < 0)

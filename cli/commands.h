@@ -16,6 +16,10 @@ int kiln_cmd_dev(int argc, char **argv);
 int kiln_cmd_controller(int argc, char **argv);
 int kiln_cmd_recipe(int argc, char **argv);
 
+/* The level given with the global --log-level, or -1 when none was given
+ * (commands that run servers then choose their own default). */
+extern int kiln_cli_log_level;
+
 /* Exit statuses every command uses (docs/cli.md). */
 enum {
     KILN_EXIT_OK = 0,

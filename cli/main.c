@@ -55,6 +55,8 @@ int kiln_cmd_recipe(int argc, char **argv)
 }
 #endif
 
+int kiln_cli_log_level = -1;
+
 typedef struct command {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -103,6 +105,7 @@ static int take_log_level(int argc, char **argv)
             return -1;
         }
         kiln_log_set_level((kiln_log_level)level);
+        kiln_cli_log_level = level;
     }
     argv[out] = NULL;
     return out;

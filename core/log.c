@@ -77,14 +77,13 @@ void kiln_log_sink_json(kiln_log_level level, const char *file, int line, const 
                         void *userdata)
 {
     FILE *f = userdata ? userdata : stderr;
-    char ts[40];
+    char ts[40], caller[160];
     timestamp(ts, sizeof(ts));
     const char *base = strrchr(file, '/');
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s+i}", "ts", ts, "level", kiln_log_level_name(level),
-                          "msg", msg, "caller", base ? base + 1 : file, ":", line);
-    if (!o)
-        return;
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    snprintf(caller, sizeof(caller), "%s:%d", base ? base + 1 : file, line);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "level", kiln_log_level_name(level),
+                          "msg", msg, "caller", caller);
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     if (s) {
         fprintf(f, "%s\n", s);
         fflush(f);

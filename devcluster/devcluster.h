@@ -102,6 +102,20 @@ void kiln_devcluster_watch_close(kiln_devcluster *dc, void *watch);
  * exit status. */
 int kiln_devcluster_main(int argc, char **argv);
 
+/* What a host runs beside the dev cluster (`kiln dev` runs the controller).
+ * started is called once the server listens and the kubeconfig is written
+ * (a nonzero return stops everything); stopping is called on SIGTERM/SIGINT
+ * before the server stops, so the host's clients never see it vanish. Stop
+ * signals are blocked in every thread, including the host's. */
+typedef struct kiln_devcluster_hooks {
+    int (*started)(kiln_devcluster *dc, const char *kubeconfig, void *userdata, kiln_err *err);
+    void (*stopping)(void *userdata);
+    void *userdata;
+} kiln_devcluster_hooks;
+
+/* kiln_devcluster_main with hooks (borrowed; NULL means none). */
+int kiln_devcluster_main_hooked(int argc, char **argv, const kiln_devcluster_hooks *hooks);
+
 /* Parses "h100x8,a100x4:2" into node specs; used by --simulate-gpus. */
 int kiln_devcluster_check_gpus(const char *spec, kiln_err *err);
 

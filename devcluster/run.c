@@ -43,6 +43,11 @@ static bool parse_long(const char *s, long lo, long hi, long *out)
 
 int kiln_devcluster_main(int argc, char **argv)
 {
+    return kiln_devcluster_main_hooked(argc, argv, NULL);
+}
+
+int kiln_devcluster_main_hooked(int argc, char **argv, const kiln_devcluster_hooks *hooks)
+{
     static const struct option longopts[] = {
         {"port", required_argument, NULL, 'p'},
         {"data-dir", required_argument, NULL, 'd'},
@@ -171,9 +176,16 @@ int kiln_devcluster_main(int argc, char **argv)
     printf("kiln dev cluster listening on %s\nkubeconfig: %s\n", kiln_devcluster_url(dc),
            kubeconfig);
     fflush(stdout);
+    if (hooks && hooks->started && hooks->started(dc, kubeconfig, hooks->userdata, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        kiln_devcluster_stop(dc);
+        return 1;
+    }
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "%s: signal %d, shutting down\n", prog, sig);
+    if (hooks && hooks->stopping)
+        hooks->stopping(hooks->userdata);
     kiln_devcluster_stop(dc);
     return 0;
 }

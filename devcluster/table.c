@@ -190,9 +190,10 @@ json_t *kiln_dc_table_new(const kiln_dc_resource *r, json_t *objects, bool with_
             json_t *prio = json_object_get(c, "priority");
             json_object_set_new(d, "priority", prio ? json_incref(prio) : json_integer(0));
             json_array_append_new(defs, d);
-            if (name && !strcmp(name, "Age"))
-                age_from_columns = true;
         }
+        /* A CRD's declared columns are the whole table (the API server defaults
+         * them to Age only when a CRD declares none). */
+        age_from_columns = true;
     } else {
         builtin_columns(r, defs);
     }

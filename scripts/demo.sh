@@ -1,18 +1,55 @@
 #!/usr/bin/env bash
 # demo.sh: the README's main-job command. Installs what kiln needs, builds it,
-# then lints the web-app example and renders its instances into the manifests
-# kiln would apply, printed on stdout.
+# starts `kiln dev` (the embedded dev cluster with the controller), applies the
+# web-app ResourceGraphDefinition and two instances with kubectl, waits for
+# them to be Ready, prints their status and children, deletes them, and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh build
-kiln=build/bin/kiln
+kiln=$PWD/build/bin/kiln
 
-echo "== kiln lint examples/web-app/rgd.yaml"
+work=$(mktemp -d)
+dev_pid=
+cleanup() {
+  [ -n "$dev_pid" ] && kill "$dev_pid" 2>/dev/null && wait "$dev_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "kiln lint examples/web-app/rgd.yaml"
 "$kiln" lint examples/web-app/rgd.yaml
-echo
-echo "== kiln graph examples/web-app/rgd.yaml"
-"$kiln" graph examples/web-app/rgd.yaml
-echo
-echo "== kiln render -f examples/web-app/rgd.yaml -f examples/web-app/instance.yaml"
-"$kiln" render -f examples/web-app/rgd.yaml -f examples/web-app/instance.yaml
+
+step "kiln dev (dev cluster + controller)"
+"$kiln" dev --port 0 --kubeconfig "$work/kubeconfig" --log-level warn >"$work/dev.log" 2>&1 &
+dev_pid=$!
+for _ in $(seq 100); do
+  grep -q "controller running" "$work/dev.log" 2>/dev/null && break
+  kill -0 "$dev_pid" 2>/dev/null || { cat "$work/dev.log"; exit 1; }
+  sleep 0.1
+done
+cat "$work/dev.log"
+export KUBECONFIG=$work/kubeconfig
+
+step "kubectl apply -f examples/web-app/rgd.yaml"
+kubectl apply -f examples/web-app/rgd.yaml
+kubectl wait --for=condition=Ready rgd/web-app --timeout=60s
+kubectl get rgd web-app
+
+step "kubectl apply -f examples/web-app/instance.yaml"
+printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n' | kubectl apply -f -
+kubectl apply -f examples/web-app/instance.yaml
+kubectl wait --for=condition=Ready webapp/shop webapp/docs -n team-a --timeout=60s
+kubectl get webapps -n team-a
+
+step "status of webapp/shop"
+kubectl get webapp shop -n team-a -o jsonpath='{.status}' | python3 -m json.tool
+
+step "children (label app.kubernetes.io/managed-by=kiln)"
+kubectl get deployments,services,ingresses -n team-a -l app.kubernetes.io/managed-by=kiln
+
+step "kubectl delete -f examples/web-app/instance.yaml"
+kubectl delete -f examples/web-app/instance.yaml --wait=true --timeout=60s
+kubectl get deployments,services,ingresses -n team-a -l app.kubernetes.io/managed-by=kiln

@@ -197,7 +197,8 @@ class Cluster:
         self.log = open(os.path.join(tmp, "dev.log"), "w")
         self.out = os.path.join(tmp, "dev.out")
         self.proc = subprocess.Popen(
-            [kiln, "dev", "--kubeconfig", self.env["KUBECONFIG"], "--log-level", "warn"],
+            [kiln, "dev", "--no-controller", "--kubeconfig", self.env["KUBECONFIG"],
+             "--log-level", "warn"],
             stdout=open(self.out, "w"), stderr=self.log, cwd=tmp)
         for _ in range(100):
             if os.path.exists(self.env["KUBECONFIG"]) and "listening" in open(self.out).read():
