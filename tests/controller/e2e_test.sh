@@ -419,4 +419,41 @@ k delete rgd test-stack --timeout=20s >/dev/null || fail "nested RGD not deleted
 k delete rgd test-app --timeout=20s >/dev/null || fail "RGD not deleted by the new leader"
 
 stop_controller
+
+# --- a dev-cluster restart: the controller converges, no child lost or doubled -------
+echo "== test_devcluster_restart_with_data_dir"
+# A fresh dev cluster that keeps its state (and its token) in a data dir. The
+# controller and kubectl use a copy of the first kubeconfig: a client keeps
+# the credentials it was given, and the restart must keep them valid.
+stop_server
+start_server --data-dir "$WORK/dc-data"
+PORT=${URL##*:}
+cp "$KUBECONFIG" "$WORK/kept.kubeconfig"
+export KUBECONFIG="$WORK/kept.kubeconfig"
+k apply -f "$SRC/crds/resourcegraphdefinitions.kiln.dev.yaml" >/dev/null
+start_controller
+k apply -f "$FIX/app-rgd.yaml" >/dev/null
+k wait --for=condition=Ready rgd/test-app --timeout=20s >/dev/null || fail "RGD not Ready before the restart"
+k apply -f "$FIX/instances.yaml" >/dev/null
+k wait --for=condition=Ready testapp/one -n apps --timeout=20s >/dev/null || fail "instance not Ready before the restart"
+children() { k get cm,deploy,svc -n apps -l kiln.dev/instance-name=one -o 'jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.uid} {end}'; }
+before=$(children)
+expect_match "three children before the restart" "$before" '^ConfigMap/one-cfg=[^ ]+ Deployment/one=[^ ]+ Service/one=[^ ]+ $'
+stop_server KILL 2>/dev/null
+start_server --data-dir "$WORK/dc-data" --port "$PORT"
+export KUBECONFIG="$WORK/kept.kubeconfig"
+expect_eq "same URL after the restart" "$URL" "http://127.0.0.1:$PORT"
+expect_eq "same kubeconfig after the restart" "$(cmp "$WORK/kubeconfig" "$KUBECONFIG" && echo same)" "same"
+k patch testapp one -n apps --type merge -p '{"spec":{"replicas":3,"greeting":"after-restart"}}' >/dev/null ||
+    fail "old kubeconfig refused after the restart"
+poll_eq 15 3 jp deployment one '{.spec.replicas}' || fail "change after the restart not applied"
+poll_eq 5 after-restart jp configmap one-cfg '{.data.greeting}' || fail "config not updated after the restart"
+poll_sh 10 '[ "$(jp testapp one "{.status.observedGeneration}")" = "$(jp testapp one "{.metadata.generation}")" ]' ||
+    fail "status not written after the restart"
+k wait --for=condition=Ready testapp/one -n apps --timeout=10s >/dev/null || fail "instance not Ready after the restart"
+expect_eq "children kept their uids, none lost or doubled" "$(children)" "$before"
+expect_eq "ConfigMaps owned by the instance" "$(k get cm -n apps -l kiln.dev/instance-name=one -o name)" "configmap/one-cfg"
+expect_eq "no 401 across the restart" \
+    "$(curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | grep -c '^rest_client_requests_total{code="401"')" "0"
+stop_controller
 finish

@@ -62,6 +62,10 @@ def widget(name, size, **spec):
             "metadata": {"name": name, "namespace": "default"}, "spec": spec}
 
 
+def kubeconfig_token(text):
+    return [l.split(":", 1)[1].strip() for l in text.splitlines() if l.strip().startswith("token:")][0]
+
+
 LIVE = []
 
 
@@ -89,7 +93,8 @@ class Server:
                                      text=True)
         LIVE.append(self.proc)
         line = self.proc.stdout.readline()
-        if not line.startswith("kiln dev cluster listening on http://127.0.0.1:"):
+        if not line.startswith(("kiln dev cluster listening on http://127.0.0.1:",
+                                "kiln dev cluster listening on https://127.0.0.1:")):
             raise RuntimeError("server did not start: %r" % line)
         self.port = int(line.rsplit(":", 1)[1])
 
@@ -497,11 +502,24 @@ class DurabilityTest(unittest.TestCase):
             st, _, _ = srv.request("POST", "/apis/example.com/v1/namespaces/default/widgets",
                                    widget("keep", 3))
             self.assertEqual(st, 201)
+            port = srv.port
+            with open(srv.kubeconfig) as f:
+                old_kubeconfig = f.read()
+            token = kubeconfig_token(old_kubeconfig)
             self.assertEqual(srv.stop(), 0)
             # A small compaction threshold: the log is rewritten during the burst too.
-            srv = Server("--wal-compact-bytes", "65536", data_dir=data)
-            st, doc, _ = srv.request("GET", "/apis/example.com/v1/namespaces/default/widgets/keep")
+            # The same port: the kubeconfig handed out before the restart stays valid.
+            srv = Server("--wal-compact-bytes", "65536", "--port", str(port), data_dir=data)
+            self.assertEqual(srv.port, port)
+            with open(srv.kubeconfig) as f:
+                self.assertEqual(f.read(), old_kubeconfig)
+            self.assertEqual(os.stat(os.path.join(data, "token")).st_mode & 0o777, 0o600)
+            st, doc, _ = srv.request("GET", "/apis/example.com/v1/namespaces/default/widgets/keep",
+                                     headers={"Authorization": "Bearer " + token})
             self.assertEqual((st, doc["spec"]), (200, {"size": 3, "color": "blue"}))
+            st, denied, _ = srv.request("GET", "/api/v1/namespaces",
+                                        headers={"Authorization": "Bearer " + "0" * len(token)})
+            self.assertEqual((st, denied["reason"]), (401, "Unauthorized"))
             rv_before = int(doc["metadata"]["resourceVersion"])
             # Burst from 4 writers; SIGKILL while they write.
             acked = []
@@ -539,7 +557,10 @@ class DurabilityTest(unittest.TestCase):
             self.assertEqual(len(markers), 1)
             self.assertGreater(markers[0], rv_before + 100)
             srv = Server(data_dir=data)
-            st, lst, _ = srv.request("GET", "/api/v1/namespaces/default/configmaps")
+            with open(srv.kubeconfig) as f:
+                self.assertEqual(kubeconfig_token(f.read()), token)
+            st, lst, _ = srv.request("GET", "/api/v1/namespaces/default/configmaps",
+                                     headers={"Authorization": "Bearer " + token})
             have = {i["metadata"]["name"] for i in lst["items"]}
             missing = [n for n in acked if n not in have]
             self.assertEqual(missing, [])
@@ -547,6 +568,35 @@ class DurabilityTest(unittest.TestCase):
             self.assertEqual(st, 200)
             self.assertGreater(int(lst["metadata"]["resourceVersion"]), rv_before)
             self.assertEqual(srv.stop(), 0)
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+
+    def test_tls_kubeconfig_survives_restart(self):
+        data = tempfile.mkdtemp(prefix="kiln-dc-data.")
+        try:
+            srv = Server("--tls", data_dir=data)
+            port = srv.port
+            kept = os.path.join(data, "kept.kubeconfig")
+            shutil.copy(srv.kubeconfig, kept)
+            self.assertEqual(srv.stop(signal.SIGKILL), -signal.SIGKILL)
+            for name in ("token", "tls.crt", "tls.key"):
+                self.assertEqual(os.stat(os.path.join(data, name)).st_mode & 0o777, 0o600, name)
+            srv = Server("--tls", "--port", str(port), data_dir=data)
+            # The client built from the first start's kubeconfig trusts the kept
+            # certificate and sends the kept token.
+            dyn = dynamic.DynamicClient(api_client.ApiClient(
+                configuration=config.load_kube_config(config_file=kept)))
+            ns = dyn.resources.get(api_version="v1", kind="Namespace").get(name="default")
+            self.assertEqual(ns.metadata.name, "default")
+            self.assertEqual(srv.stop(), 0)
+            # A damaged file is an error that names it, never a silent new token.
+            with open(os.path.join(data, "token"), "w") as f:
+                f.write("abc\n")
+            out = subprocess.run(CMD + ["--port", "0", "--data-dir", data, "--log-level", "warn"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 timeout=30)
+            self.assertEqual(out.returncode, 1)
+            self.assertIn(os.path.join(data, "token") + ": not a dev cluster token", out.stderr)
         finally:
             shutil.rmtree(data, ignore_errors=True)
 
