@@ -521,6 +521,9 @@ static int apply_item(pass *p, const kiln_render_node *rn, const json_t *item, j
         kiln_kube_ref r = kref(&cr, ns, name);
         rc = kiln_kube_apply(out, p->m->client, &r, obj, KILN_FIELD_MANAGER, true, err);
         if (rc == 0) {
+            /* As the caches hold it: templates see the same object whether
+             * it was observed through a watch or this response. */
+            json_object_del(json_object_get(*out, "metadata"), "managedFields");
             *sent = true;
             p->applies++;
             json_object_set_new(p->applied, id, json_string(hash));

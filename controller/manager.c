@@ -5,6 +5,11 @@
  * "inst:<rgd>:<namespace>:<name>"; a child event queues the instance named by
  * the child's kiln.dev/rgd, -instance-namespace and -instance-name labels.
  * Reconcilers read from the informer caches, never from the events.
+ *
+ * Every informer drops metadata.managedFields: nothing in the controller
+ * reads it (kiln applies with force and compares its own applied-hash), it
+ * is most of a server-side-applied object, and status PUTs built from a
+ * cached object without it leave the server's copy as it was.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -247,6 +252,7 @@ kiln_kube_informer *kiln_manager_child_informer(kiln_manager *m, const char *gro
         /* Only kiln's own objects: the cache stays small however big the
          * cluster is. */
         o.label_selector = KILN_LABEL_INSTANCE_UID;
+        o.strip_managed_fields = true;
         o.handlers.on_add = child_event;
         o.handlers.on_update = child_update;
         o.handlers.on_delete = child_event;
@@ -325,6 +331,7 @@ json_t *kiln_manager_external_get(kiln_manager *m, const char *group, const char
         o.ref.resource = resource;
         o.ref.namespace = ns && *ns ? ns : NULL;
         o.field_selector = field;
+        o.strip_managed_fields = true;
         o.handlers.on_add = ext_event;
         o.handlers.on_update = ext_update;
         o.handlers.on_delete = ext_event;
@@ -377,6 +384,7 @@ int kiln_manager_watch_instances(kiln_manager *m, kiln_rgd_entry *e, kiln_err *e
     o.ref.group = e->group;
     o.ref.version = e->version;
     o.ref.resource = e->resource;
+    o.strip_managed_fields = true;
     o.handlers.on_add = inst_event;
     o.handlers.on_update = inst_update;
     o.handlers.on_delete = inst_event;
@@ -514,6 +522,7 @@ static int start_informer(kiln_kube_informer **out, kiln_manager *m, const char 
     o.ref.version = version;
     o.ref.resource = resource;
     o.label_selector = selector;
+    o.strip_managed_fields = true;
     o.handlers = h;
     int rc = kiln_kube_informer_new(out, m->client, &o, err);
     if (rc == 0)

@@ -31,6 +31,7 @@ struct kiln_kube_informer {
     char *group, *version, *resource, *ns, *label, *field;
     kiln_kube_ref ref;
     long page_size, min_watch_s, backoff_initial_ms, backoff_max_ms;
+    bool strip_managed_fields;
     kiln_kube_informer_handlers h;
 
     pthread_mutex_t mu; /* store, rv, synced, stats */
@@ -85,6 +86,7 @@ int kiln_kube_informer_new(kiln_kube_informer **out, kiln_kube_client *c,
     inf->backoff_max_ms = opts->backoff_max_ms > 0 ? opts->backoff_max_ms : DEFAULT_BACKOFF_MAX_MS;
     if (inf->backoff_max_ms < inf->backoff_initial_ms)
         inf->backoff_max_ms = inf->backoff_initial_ms;
+    inf->strip_managed_fields = opts->strip_managed_fields;
     inf->h = opts->handlers;
     pthread_mutex_init(&inf->mu, NULL);
     pthread_condattr_t ca;
@@ -111,6 +113,14 @@ static char *key_of(const json_t *obj)
     return ns && *ns ? kiln_xasprintf("%s/%s", ns, name) : kiln_xstrdup(name);
 }
 
+/* Drops the fields the options ask to drop. obj is not shared yet (it comes
+ * straight from the decoder or the list), so it is changed in place. */
+static void transform(kiln_kube_informer *inf, json_t *obj)
+{
+    if (inf->strip_managed_fields)
+        json_object_del(json_object_get(obj, "metadata"), "managedFields");
+}
+
 static void set_rv(kiln_kube_informer *inf, const char *rv)
 {
     if (!rv || !*rv)
@@ -132,6 +142,8 @@ static int on_event(void *ctx, kiln_kube_event_type type, json_t *obj, kiln_err 
                  inf->resource, kiln_kube_event_name(type));
         return 0;
     }
+    if (type != KILN_KUBE_BOOKMARK)
+        transform(inf, obj);
     switch (type) {
     case KILN_KUBE_ADDED:
     case KILN_KUBE_MODIFIED:
@@ -185,6 +197,7 @@ static void replace(kiln_kube_informer *inf, json_t *list)
             json_object_set_new(item, "kind", json_string(kind));
         if (api && !json_object_get(item, "apiVersion"))
             json_object_set_new(item, "apiVersion", json_string(api));
+        transform(inf, item);
         json_object_set(fresh, key, item);
         kiln_xfree(key);
     }

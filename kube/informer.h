@@ -9,7 +9,11 @@
  * health) and relists. A label or field selector scopes what is cached.
  *
  * Objects in the cache are shared and immutable: get and list return new
- * references that must not be modified. Handlers run on the informer's thread,
+ * references that must not be modified. Fields a consumer never reads can be
+ * dropped before an object is cached or handed to a handler (client-go's
+ * SetTransform, controller-runtime's TransformStripManagedFields): on a
+ * cluster that uses server-side apply, metadata.managedFields is often the
+ * larger part of a small object. Handlers run on the informer's thread,
  * in event order, with no lock held (they may call get/list); the objects they
  * receive are borrowed for the call.
  *
@@ -42,6 +46,9 @@ typedef struct kiln_kube_informer_opts {
     long min_watch_timeout_s;   /* 0: 300; each watch asks for [min, 2*min) */
     long backoff_initial_ms;    /* 0: 800 */
     long backoff_max_ms;        /* 0: 30000 */
+    /* Drop metadata.managedFields from every object (list items, watch
+     * events, deletions) before it is cached or a handler sees it. */
+    bool strip_managed_fields;
     kiln_kube_informer_handlers handlers;
 } kiln_kube_informer_opts;
 

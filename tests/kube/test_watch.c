@@ -455,6 +455,129 @@ static void test_watch__informer_backs_off_and_relists_from_last_rv(void **state
     kiln_kube_client_free(c);
 }
 
+/* Handlers that record the whole object they are given, canonical. */
+static void hl_add_json(handler_log *h, const char *what, const json_t *obj)
+{
+    char *text = kiln_json_canonical(obj);
+    pthread_mutex_lock(&h->mu);
+    size_t len = strlen(h->text);
+    snprintf(h->text + len, sizeof(h->text) - len, "%s %s\n", what, text);
+    pthread_mutex_unlock(&h->mu);
+    kiln_xfree(text);
+}
+
+static void on_add_json(void *ctx, json_t *obj)
+{
+    hl_add_json(ctx, "add", obj);
+}
+
+static void on_update_json(void *ctx, json_t *old_obj, json_t *obj)
+{
+    hl_add_json(ctx, "update-old", old_obj);
+    hl_add_json(ctx, "update", obj);
+}
+
+static void on_delete_json(void *ctx, json_t *obj)
+{
+    hl_add_json(ctx, "delete", obj);
+}
+
+#define MF                                                                                         \
+    "\"managedFields\":[{\"manager\":\"kubectl\",\"operation\":\"Apply\","                         \
+    "\"fieldsV1\":{\"f:data\":{\"f:k\":{}}}}]"
+
+static void test_watch__informer_strips_managed_fields_before_cache_and_handlers(void **state)
+{
+    fake *f;
+    kiln_kube_client_opts o = {.qps = -1};
+    kiln_kube_client *c = fake_client(&f, NULL, &o);
+    handler_log hl = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    fake_push(f, 200,
+              "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"metadata\":{"
+              "\"resourceVersion\":\"5\"},\"items\":["
+              "{\"metadata\":{\"name\":\"a\",\"namespace\":\"ns\",\"resourceVersion\":\"3\","
+              "\"annotations\":{\"x\":\"1\"}," MF "},\"data\":{\"k\":\"v\"}},"
+              "{\"metadata\":{\"name\":\"b\",\"namespace\":\"ns\",\"resourceVersion\":\"4\"," MF
+              "}}]}");
+    fake_reply w = {200, NULL, -1, {NULL}, 0, NULL};
+    w.chunks[0] = "{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"ConfigMap\",\"apiVersion\":"
+                  "\"v1\",\"metadata\":{\"name\":\"a\",\"namespace\":\"ns\",\"resourceVersion\":"
+                  "\"6\"," MF "},\"data\":{\"k\":\"w\"}}}\n"
+                  "{\"type\":\"DELETED\",\"object\":{\"kind\":\"ConfigMap\",\"apiVersion\":"
+                  "\"v1\",\"metadata\":{\"name\":\"b\",\"namespace\":\"ns\",\"resourceVersion\":"
+                  "\"7\"," MF "}}}\n"
+                  "{\"type\":\"ADDED\",\"object\":{\"kind\":\"ConfigMap\",\"apiVersion\":"
+                  "\"v1\",\"metadata\":{\"name\":\"c\",\"namespace\":\"ns\",\"resourceVersion\":"
+                  "\"8\"," MF "}}}\n";
+    fake_push_reply(f, w);
+    kiln_kube_informer_opts io = {
+        .ref = {"", "v1", "configmaps", "ns", NULL, NULL},
+        .min_watch_timeout_s = 1,
+        .strip_managed_fields = true,
+        .handlers = {on_add_json, on_update_json, on_delete_json, &hl},
+    };
+    kiln_kube_informer *inf = NULL;
+    kiln_err err = {0};
+    assert_int_equal(kiln_kube_informer_new(&inf, c, &io, &err), 0);
+    assert_int_equal(kiln_kube_informer_start(inf, &err), 0);
+    /* The third request is the next watch, from resourceVersion 8: every
+     * event has been handled by then. */
+    wait_for_requests(f, 3);
+    kiln_kube_informer_stop(inf);
+    assert_string_equal(f->reqs[2].path, "/api/v1/namespaces/ns/configmaps?watch=true&"
+                                         "resourceVersion=8&allowWatchBookmarks=true&"
+                                         "timeoutSeconds=1");
+
+    json_t *all = NULL;
+    assert_int_equal(kiln_kube_informer_list(&all, inf, NULL, &err), 0);
+    char *text = kiln_json_canonical(all);
+    assert_string_equal(
+        text, "[{\"apiVersion\":\"v1\",\"data\":{\"k\":\"w\"},\"kind\":\"ConfigMap\",\"metadata\":{"
+              "\"name\":\"a\",\"namespace\":\"ns\",\"resourceVersion\":\"6\"}},"
+              "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"c\","
+              "\"namespace\":\"ns\",\"resourceVersion\":\"8\"}}]");
+    kiln_xfree(text);
+    json_decref(all);
+    assert_string_equal(
+        hl.text,
+        "add {\"apiVersion\":\"v1\",\"data\":{\"k\":\"v\"},\"kind\":\"ConfigMap\",\"metadata\":{"
+        "\"annotations\":{\"x\":\"1\"},\"name\":\"a\",\"namespace\":\"ns\",\"resourceVersion\":"
+        "\"3\"}}\n"
+        "add {\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"b\","
+        "\"namespace\":\"ns\",\"resourceVersion\":\"4\"}}\n"
+        "update-old {\"apiVersion\":\"v1\",\"data\":{\"k\":\"v\"},\"kind\":\"ConfigMap\","
+        "\"metadata\":{\"annotations\":{\"x\":\"1\"},\"name\":\"a\",\"namespace\":\"ns\","
+        "\"resourceVersion\":\"3\"}}\n"
+        "update {\"apiVersion\":\"v1\",\"data\":{\"k\":\"w\"},\"kind\":\"ConfigMap\",\"metadata\":{"
+        "\"name\":\"a\",\"namespace\":\"ns\",\"resourceVersion\":\"6\"}}\n"
+        "delete {\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"b\","
+        "\"namespace\":\"ns\",\"resourceVersion\":\"7\"}}\n"
+        "add {\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"c\","
+        "\"namespace\":\"ns\",\"resourceVersion\":\"8\"}}\n");
+    kiln_kube_informer_free(inf);
+
+    /* Off by default: the same list is cached as it came. */
+    fake_push(f, 200,
+              "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"metadata\":{"
+              "\"resourceVersion\":\"5\"},\"items\":["
+              "{\"metadata\":{\"name\":\"b\",\"namespace\":\"ns\",\"resourceVersion\":\"4\"," MF
+              "}}]}");
+    io.strip_managed_fields = false;
+    io.handlers = (kiln_kube_informer_handlers){0};
+    assert_int_equal(kiln_kube_informer_new(&inf, c, &io, &err), 0);
+    assert_int_equal(kiln_kube_informer_start(inf, &err), 0);
+    assert_true(kiln_kube_informer_wait_synced(inf, 5000));
+    kiln_kube_informer_stop(inf);
+    json_t *b = kiln_kube_informer_get(inf, "ns", "b");
+    text = kiln_json_canonical(kiln_json_get_path(b, "metadata.managedFields"));
+    assert_string_equal(text, "[{\"fieldsV1\":{\"f:data\":{\"f:k\":{}}},\"manager\":\"kubectl\","
+                              "\"operation\":\"Apply\"}]");
+    kiln_xfree(text);
+    json_decref(b);
+    kiln_kube_informer_free(inf);
+    kiln_kube_client_free(c);
+}
+
 static void test_watch__informer_stop_before_sync_and_bad_selector(void **state)
 {
     fake *f;
@@ -526,6 +649,7 @@ int main(void)
         cmocka_unit_test(test_watch__curl_chunked_stream),
         cmocka_unit_test(test_watch__informer_lists_watches_bookmarks_and_relists_on_410),
         cmocka_unit_test(test_watch__informer_backs_off_and_relists_from_last_rv),
+        cmocka_unit_test(test_watch__informer_strips_managed_fields_before_cache_and_handlers),
         cmocka_unit_test(test_watch__informer_stop_before_sync_and_bad_selector),
         cmocka_unit_test(test_watch__selector_grammar),
     };
