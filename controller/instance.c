@@ -228,62 +228,6 @@ static int write_inventory(kiln_manager *m, const kiln_kube_ref *iref, json_t **
     return rc;
 }
 
-static bool has_finalizer(const json_t *obj)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(kiln_json_get_path(obj, "metadata.finalizers"), i, v)
-    {
-        if (json_is_string(v) && strcmp(json_string_value(v), KILN_FINALIZER) == 0)
-            return true;
-    }
-    return false;
-}
-
-static int set_finalizer(kiln_manager *m, const kiln_kube_ref *iref, json_t **inst, bool present,
-                         kiln_err *err)
-{
-    json_t *list = json_array();
-    size_t i;
-    json_t *v;
-    json_array_foreach(kiln_json_get_path(*inst, "metadata.finalizers"), i, v)
-    {
-        if (!(json_is_string(v) && strcmp(json_string_value(v), KILN_FINALIZER) == 0))
-            json_array_append(list, v);
-    }
-    if (present)
-        json_array_append_new(list, json_string(KILN_FINALIZER));
-    /* resourceVersion makes it a precondition: another finalizer added
-     * meanwhile is never dropped (409, retried). */
-    json_t *patch =
-        json_pack("{s:{s:s?, s:o}}", "metadata", "resourceVersion",
-                  kiln_json_get_string(*inst, "metadata.resourceVersion"), "finalizers", list);
-    json_t *out = NULL;
-    int rc = kiln_kube_patch(&out, m->client, iref, KILN_KUBE_PATCH_MERGE, patch, NULL, err);
-    json_decref(patch);
-    if (rc == 0) {
-        json_decref(*inst);
-        *inst = out;
-    }
-    return rc;
-}
-
-static int write_status(kiln_manager *m, const kiln_kube_ref *iref, const json_t *inst,
-                        json_t *status, kiln_err *err)
-{
-    if (kiln_status_equal(json_object_get(inst, "status"), status))
-        return 0;
-    json_t *next = json_deep_copy(inst);
-    json_object_set(next, "status", status);
-    kiln_kube_ref sref = *iref;
-    sref.subresource = "status";
-    int rc = kiln_kube_update(NULL, m->client, &sref, next, NULL, err);
-    json_decref(next);
-    if (rc == KILN_ENOTFOUND)
-        rc = 0;
-    return rc;
-}
-
 static void emit_state_event(kiln_manager *m, const json_t *inst, const json_t *old_status,
                              const json_t *status)
 {
@@ -306,6 +250,27 @@ static void emit_state_event(kiln_manager *m, const json_t *inst, const json_t *
 
 /* ------------------------------------------------------------------------ */
 /* deletion                                                                   */
+
+/* The finalizer patch's response replaces *inst, so later steps see it. */
+static int set_instance_finalizer(kiln_manager *m, const kiln_kube_ref *iref, json_t **inst,
+                                  bool present, kiln_err *err)
+{
+    json_t *out = NULL;
+    int rc = kiln_ctl_set_finalizer(&out, m->client, iref, *inst, present, err);
+    if (rc == 0) {
+        json_decref(*inst);
+        *inst = out;
+    }
+    return rc;
+}
+
+/* An instance deleted meanwhile has no status left to write. */
+static int write_instance_status(kiln_manager *m, const kiln_kube_ref *iref, const json_t *inst,
+                                 json_t *status, kiln_err *err)
+{
+    int rc = kiln_ctl_write_status(m->client, iref, inst, status, err);
+    return rc == KILN_ENOTFOUND ? 0 : rc;
+}
 
 static int reconcile_delete(kiln_manager *m, const kiln_kube_ref *iref, json_t **inst,
                             int64_t *requeue_ms, kiln_err *err)
@@ -366,7 +331,7 @@ static int reconcile_delete(kiln_manager *m, const kiln_kube_ref *iref, json_t *
 
     if (json_array_size(todo) == 0) {
         json_decref(todo);
-        rc = set_finalizer(m, iref, inst, false, err);
+        rc = set_instance_finalizer(m, iref, inst, false, err);
         if (rc == KILN_ENOTFOUND)
             rc = 0;
         goto out;
@@ -813,7 +778,7 @@ int kiln_instance_reconcile(kiln_worker *w, const char *rgd, const char *ns, con
     in.generation = gen;
 
     if (kiln_json_get_path(p.inst, "metadata.deletionTimestamp")) {
-        if (!has_finalizer(p.inst))
+        if (!kiln_ctl_has_finalizer(p.inst))
             goto out;
         in.deleting = true;
         status = kiln_status_instance(old_status, &in, now);
@@ -821,7 +786,7 @@ int kiln_instance_reconcile(kiln_worker *w, const char *rgd, const char *ns, con
         json_t *res = json_object_get(old_status, "resources");
         if (res)
             json_object_set(status, "resources", res);
-        if (write_status(m, &p.iref, p.inst, status, NULL) == 0)
+        if (write_instance_status(m, &p.iref, p.inst, status, NULL) == 0)
             emit_state_event(m, p.inst, old_status, status);
         rc = reconcile_delete(m, &p.iref, &p.inst, requeue_ms, err);
         goto out;
@@ -838,7 +803,7 @@ int kiln_instance_reconcile(kiln_worker *w, const char *rgd, const char *ns, con
         goto write;
     }
     /* Added with the first inventory write, before any child exists. */
-    p.need_finalizer = !has_finalizer(p.inst);
+    p.need_finalizer = !kiln_ctl_has_finalizer(p.inst);
     kiln_err ierr = {0};
     if (kiln_inventory_parse(
             &p.inv,
@@ -895,7 +860,7 @@ int kiln_instance_reconcile(kiln_worker *w, const char *rgd, const char *ns, con
         }
     }
     if (p.need_finalizer) {
-        rc = set_finalizer(m, &p.iref, &p.inst, true, err);
+        rc = set_instance_finalizer(m, &p.iref, &p.inst, true, err);
         if (rc < 0)
             goto out;
     }
@@ -916,7 +881,7 @@ write:
     }
     {
         kiln_err serr = {0};
-        int src = write_status(m, &p.iref, p.inst, status, &serr);
+        int src = write_instance_status(m, &p.iref, p.inst, status, &serr);
         if (src == 0)
             emit_state_event(m, p.inst, old_status, status);
         else if (rc == 0) {

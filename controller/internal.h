@@ -143,4 +143,16 @@ int kiln_rgd_reconcile(kiln_worker *w, const char *name, int64_t *requeue_ms, ki
 int kiln_instance_reconcile(kiln_worker *w, const char *rgd, const char *ns, const char *name,
                             int64_t *requeue_ms, kiln_err *err);
 
+/* Object writes both reconcilers make (controller/writes.c). */
+bool kiln_ctl_has_finalizer(const json_t *obj);
+/* Merge patch of metadata.finalizers adding or removing kiln's, with a
+ * resourceVersion precondition so a concurrent change to the list is never
+ * lost (409, retried). *out is the new object (NULL out: dropped). */
+int kiln_ctl_set_finalizer(json_t **out, kiln_kube_client *c, const kiln_kube_ref *ref,
+                           const json_t *obj, bool present, kiln_err *err);
+/* PUTs obj (borrowed) with status (borrowed) to /status when it differs from
+ * obj's; an unchanged status sends nothing. */
+int kiln_ctl_write_status(kiln_kube_client *c, const kiln_kube_ref *ref, const json_t *obj,
+                          json_t *status, kiln_err *err);
+
 #endif

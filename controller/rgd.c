@@ -54,56 +54,6 @@ static const json_t *kind_schema_fn(void *ud, const char *api_version, const cha
     return kiln_kube_openapi_find_kind(doc, group, version, kind);
 }
 
-static bool has_finalizer(const json_t *obj)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(kiln_json_get_path(obj, "metadata.finalizers"), i, v)
-    {
-        if (json_is_string(v) && strcmp(json_string_value(v), KILN_FINALIZER) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* Merge patch of metadata.finalizers with a resourceVersion precondition, so a
- * concurrent change to the list is never lost (409, retried). *out new. */
-static int set_finalizer(json_t **out, kiln_kube_client *c, const kiln_kube_ref *ref,
-                         const json_t *obj, bool present, kiln_err *err)
-{
-    json_t *list = json_array();
-    size_t i;
-    json_t *v;
-    json_array_foreach(kiln_json_get_path(obj, "metadata.finalizers"), i, v)
-    {
-        if (!(json_is_string(v) && strcmp(json_string_value(v), KILN_FINALIZER) == 0))
-            json_array_append(list, v);
-    }
-    if (present)
-        json_array_append_new(list, json_string(KILN_FINALIZER));
-    json_t *patch =
-        json_pack("{s:{s:s?, s:o}}", "metadata", "resourceVersion",
-                  kiln_json_get_string(obj, "metadata.resourceVersion"), "finalizers", list);
-    int rc = kiln_kube_patch(out, c, ref, KILN_KUBE_PATCH_MERGE, patch, NULL, err);
-    json_decref(patch);
-    return rc;
-}
-
-/* Writes status (borrowed) onto obj via /status when it differs. */
-static int write_status(kiln_manager *m, const kiln_kube_ref *ref, const json_t *obj,
-                        json_t *status, kiln_err *err)
-{
-    if (kiln_status_equal(json_object_get(obj, "status"), status))
-        return 0;
-    json_t *next = json_deep_copy(obj);
-    json_object_set(next, "status", status);
-    kiln_kube_ref sref = *ref;
-    sref.subresource = "status";
-    int rc = kiln_kube_update(NULL, m->client, &sref, next, NULL, err);
-    json_decref(next);
-    return rc;
-}
-
 static const json_t *crd_version_schema(const json_t *crd, const char *version)
 {
     size_t i;
@@ -310,7 +260,7 @@ int kiln_rgd_reconcile(kiln_worker *w, const char *name, int64_t *requeue_ms, ki
     const json_t *oc = json_object_get(old_status, "conditions");
 
     if (kiln_json_get_path(rgd, "metadata.deletionTimestamp")) {
-        if (!has_finalizer(rgd))
+        if (!kiln_ctl_has_finalizer(rgd))
             goto out;
         size_t count = 0;
         blocked = instance_names(m, e, &count);
@@ -331,7 +281,7 @@ int kiln_rgd_reconcile(kiln_worker *w, const char *name, int64_t *requeue_ms, ki
             kiln_xfree(msg);
             json_object_set_new(status, "conditions", conds);
             json_object_set_new(status, "state", json_string("Inactive"));
-            rc = write_status(m, &ref, rgd, status, err);
+            rc = kiln_ctl_write_status(m->client, &ref, rgd, status, err);
             /* Instance deletions do not queue the RGD: look again soon. */
             *requeue_ms = 2000;
             goto out;
@@ -339,14 +289,14 @@ int kiln_rgd_reconcile(kiln_worker *w, const char *name, int64_t *requeue_ms, ki
         kiln_manager_unwatch_instances(m, e);
         kiln_manager_graph_drop(m, e);
         e->deleted = true;
-        rc = set_finalizer(NULL, m->client, &ref, rgd, false, err);
+        rc = kiln_ctl_set_finalizer(NULL, m->client, &ref, rgd, false, err);
         if (rc == KILN_ENOTFOUND)
             rc = 0;
         goto out;
     }
     e->deleted = false;
-    if (!has_finalizer(rgd)) {
-        rc = set_finalizer(&cur, m->client, &ref, rgd, true, err);
+    if (!kiln_ctl_has_finalizer(rgd)) {
+        rc = kiln_ctl_set_finalizer(&cur, m->client, &ref, rgd, true, err);
         if (rc < 0)
             goto out;
         json_decref(rgd);
@@ -444,7 +394,7 @@ int kiln_rgd_reconcile(kiln_worker *w, const char *name, int64_t *requeue_ms, ki
         json_object_set(status, "resources", json_object_get(d, "resources"));
         json_decref(d);
     }
-    int src = write_status(m, &ref, rgd, status, err);
+    int src = kiln_ctl_write_status(m->client, &ref, rgd, status, err);
     if (rc == 0)
         rc = src;
 out:
