@@ -50,6 +50,10 @@ static const char *flag_value(int argc, char **argv, int *i, const char *name, b
 int kiln_cmd_controller(int argc, char **argv)
 {
     const char *kubeconfig = NULL, *context = NULL, *log_format = "json", *log_level = NULL;
+    bool install_crds = false;
+    /* controller-runtime disables the client-side limit and relies on API
+     * priority and fairness; the work queue bounds the rate instead. */
+    kiln_kube_client_opts co = {.qps = -1};
     kiln_manager_opts opts = {.workers = 4,
                               .metrics_addr = ":8080",
                               .health_addr = ":8081",
@@ -73,10 +77,24 @@ int kiln_cmd_controller(int argc, char **argv)
             if (!v || *end || n < 1 || n > 64)
                 return kiln_cli_usage_error("controller", "--workers wants 1 to 64");
             opts.workers = (int)n;
-        } else if (FLAG("--metrics-bind-address")) {
+        } else if (FLAG("--metrics-bind-address") || FLAG("--metrics-addr")) {
             opts.metrics_addr = v;
-        } else if (FLAG("--health-probe-bind-address")) {
+        } else if (FLAG("--health-probe-bind-address") || FLAG("--health-addr")) {
             opts.health_addr = v;
+        } else if (FLAG("--qps")) {
+            char *end = NULL;
+            double q = v ? strtod(v, &end) : 0;
+            if (!v || *end || q < 0 || q > 100000)
+                return kiln_cli_usage_error("controller", "--qps wants 0 (no limit) to 100000");
+            co.qps = q > 0 ? q : -1;
+        } else if (FLAG("--burst")) {
+            char *end = NULL;
+            long n = v ? strtol(v, &end, 10) : 0;
+            if (!v || *end || n < 1 || n > 100000)
+                return kiln_cli_usage_error("controller", "--burst wants 1 to 100000");
+            co.burst = (int)n;
+        } else if (strcmp(arg, "--install-crds") == 0) {
+            install_crds = true;
         } else if (strcmp(arg, "--leader-elect") == 0 || strcmp(arg, "--leader-elect=true") == 0) {
             opts.leader_elect = true;
         } else if (strcmp(arg, "--leader-elect=false") == 0) {
@@ -122,11 +140,14 @@ int kiln_cmd_controller(int argc, char **argv)
         fprintf(stderr, "kiln controller: %s\n", err.msg);
         return KILN_EXIT_FAIL;
     }
-    /* controller-runtime disables the client-side limit and relies on API
-     * priority and fairness; the work queue bounds the rate instead. */
-    kiln_kube_client_opts co = {.qps = -1};
     if (kiln_kube_client_new_curl(&client, cfg, &co, &err) < 0) {
         fprintf(stderr, "kiln controller: %s\n", err.msg);
+        return KILN_EXIT_FAIL;
+    }
+    if (install_crds && kiln_manager_install_crds(client, &err) < 0) {
+        KILN_LOG(KILN_LOG_ERROR, "%s", err.msg);
+        fprintf(stderr, "kiln controller: %s\n", err.msg);
+        kiln_kube_client_free(client);
         return KILN_EXIT_FAIL;
     }
 

@@ -19,7 +19,6 @@
 #endif
 #ifdef KILN_HAVE_CONTROLLER
 #include "controller/manager.h"
-#include "graph/crd.h"
 #include "kube/client.h"
 #include "kube/config.h"
 #endif
@@ -46,33 +45,6 @@ static void *controller_thread(void *arg)
     return NULL;
 }
 
-/* kiln's own CRDs, as `kubectl apply -f crds/` would install them on a real
- * cluster, so the dev cluster is ready for ResourceGraphDefinitions at once. */
-static int install_builtin_crds(kiln_kube_client *client, kiln_err *err)
-{
-    json_t *crds = kiln_crd_builtin();
-    size_t i;
-    json_t *crd;
-    int rc = 0;
-    json_array_foreach(crds, i, crd)
-    {
-        kiln_kube_ref ref = {
-            .group = "apiextensions.k8s.io",
-            .version = "v1",
-            .resource = "customresourcedefinitions",
-            .name = json_string_value(json_object_get(json_object_get(crd, "metadata"), "name"))};
-        json_t *applied = NULL;
-        rc = kiln_kube_apply(&applied, client, &ref, crd, "kiln", true, err);
-        json_decref(applied);
-        if (rc < 0) {
-            kiln_err_prefix(err, "installing %s", ref.name);
-            break;
-        }
-    }
-    json_decref(crds);
-    return rc;
-}
-
 static int controller_start(kiln_devcluster *cluster, const char *kubeconfig, void *userdata,
                             kiln_err *err)
 {
@@ -84,7 +56,7 @@ static int controller_start(kiln_devcluster *cluster, const char *kubeconfig, vo
     kiln_kube_client_opts co = {.qps = -1};
     if (kiln_kube_client_new_curl(&dc->client, cfg, &co, err) < 0)
         return err->code;
-    if (install_builtin_crds(dc->client, err) < 0) {
+    if (kiln_manager_install_crds(dc->client, err) < 0) {
         kiln_kube_client_free(dc->client);
         dc->client = NULL;
         return err->code;
@@ -95,7 +67,9 @@ static int controller_start(kiln_devcluster *cluster, const char *kubeconfig, vo
         return kiln_err_set(err, KILN_EIO, "cannot start the controller thread");
     }
     dc->running = true;
-    printf("controller running with %d workers\n", dc->workers);
+    printf("controller running with %d workers\n"
+           "point kubectl at it: export KUBECONFIG=%s\n",
+           dc->workers, kubeconfig);
     fflush(stdout);
     return 0;
 }

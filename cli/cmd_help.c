@@ -93,7 +93,7 @@ static const help_entry entries[] = {
      "writes a kubeconfig and runs the controller against it. Run `kiln dev\n"
      "--help` for its flags. Builds without the dev cluster exit with status 2.\n"},
     {"controller", "run the controller against a cluster",
-     "usage: kiln controller [--kubeconfig PATH] [--context NAME] [--workers N]\n"
+     "usage: kiln controller [--kubeconfig PATH] [--context NAME] [--workers N] [--install-crds]\n"
      "                       [--metrics-bind-address ADDR] [--health-probe-bind-address ADDR]\n"
      "                       [--leader-elect] [--leader-election-namespace NS]\n"
      "                       [--leader-election-id NAME] [--log-format json|text]\n",
@@ -109,8 +109,13 @@ static const help_entry entries[] = {
      "      --context NAME                    kubeconfig context\n"
      "      --workers N                       reconcile workers, each with its own Lua\n"
      "                                        state (default 4)\n"
-     "      --metrics-bind-address ADDR       /metrics listener (default :8080; 0 disables)\n"
-     "      --health-probe-bind-address ADDR  /healthz and /readyz (default :8081)\n"
+     "      --metrics-bind-address ADDR       /metrics listener (default :8080; 0 disables);\n"
+     "                                        also --metrics-addr\n"
+     "      --health-probe-bind-address ADDR  /healthz and /readyz (default :8081);\n"
+     "                                        also --health-addr\n"
+     "      --qps N, --burst N                client-side request limit (default: none,\n"
+     "                                        the work queue bounds the rate)\n"
+     "      --install-crds                    server-side apply kiln's own CRDs first\n"
      "      --leader-elect                    take a coordination.k8s.io Lease first\n"
      "      --leader-election-namespace NS    namespace of the Lease\n"
      "      --leader-election-id NAME         name of the Lease (default kiln-controller)\n"
@@ -118,7 +123,8 @@ static const help_entry entries[] = {
      "\n"
      "Examples:\n"
      "  kiln controller --kubeconfig ~/.kube/config --log-format text\n"
-     "  kiln controller --leader-elect --leader-election-namespace kiln-system\n"},
+     "  kiln controller --leader-elect --leader-election-namespace kiln-system\n"
+     "  kiln controller --install-crds --kubeconfig ~/.kube/config\n"},
     {"recipe", "list the shipped recipes and resolve runtime criteria",
      "usage: kiln recipe list [-o text|yaml|json]\n"
      "       kiln recipe resolve --service S --accelerator A --os O --intent I\n"

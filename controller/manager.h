@@ -36,4 +36,8 @@ typedef struct kiln_manager_opts {
 int kiln_manager_run(kiln_kube_client *client, const kiln_manager_opts *opts,
                      const atomic_int *stop, kiln_err *err);
 
+/* Server-side applies kiln's own CRDs (the ResourceGraphDefinition CRD), as
+ * `kubectl apply -f crds/` would. The client is borrowed. */
+int kiln_manager_install_crds(kiln_kube_client *client, kiln_err *err);
+
 #endif

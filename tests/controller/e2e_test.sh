@@ -110,8 +110,14 @@ absent() { ! kubectl get "$@" >/dev/null 2>&1; }
 child_gone() { absent "$@" -n apps; }
 
 start_server
-k apply -f "$SRC/crds/resourcegraphdefinitions.kiln.dev.yaml" >/dev/null
-start_controller
+echo "== test_install_crds"
+start_controller --install-crds
+if poll_eq 10 "True" kubectl get crd resourcegraphdefinitions.kiln.dev \
+    -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}'; then
+    echo "ok: --install-crds installs kiln's RGD CRD before the controller starts"
+else
+    fail "--install-crds: resourcegraphdefinitions.kiln.dev not Established"
+fi
 
 # --- lifecycle: RGD -> CRD served -> instance -> children --------------------
 echo "== test_lifecycle_create"
