@@ -281,8 +281,116 @@ static char translate_escape(retrans *t, const char **pp)
     return 0;
 }
 
+/* RE2, which Kubernetes checks patterns with, refuses nested repetition
+ * ("a**") and repeat counts over 1000; glibc's regcomp takes exponential time
+ * or stack on exactly those, so they are refused here first. The size bound
+ * caps what counted repetitions expand to: ((a{1000}){1000}) would compile a
+ * million copies. Returns 0, or KILN_EINVAL with the reason in why. */
+#define PATTERN_MAX_DEPTH 64
+#define PATTERN_MAX_SIZE 100000
+
+static int pattern_check(const char *p, char *why, size_t why_len)
+{
+    size_t frame[PATTERN_MAX_DEPTH + 1] = {0};
+    int depth = 0;
+    size_t atom = 0;    /* size of the last atom, for a following {m,n} */
+    int quantified = 0; /* operators since the last atom: 1 is fine, "?" may follow once */
+    const char *reason = NULL;
+    for (; *p && !reason; p++) {
+        size_t add = 0;
+        if (*p == '\\' && p[1]) {
+            p++;
+            add = 1;
+        } else if (*p == '[') {
+            const char *q = p + 1;
+            if (*q == '^')
+                q++;
+            if (*q == ']')
+                q++;
+            for (; *q && *q != ']'; q++)
+                if (q[0] == '[' && q[1] == ':') {
+                    const char *end = strstr(q + 2, ":]");
+                    if (end)
+                        q = end + 1;
+                }
+            if (!*q)
+                break; /* regcomp reports the unbalanced bracket */
+            p = q;
+            add = 1;
+        } else if (*p == '(') {
+            if (depth == PATTERN_MAX_DEPTH) {
+                reason = "groups nested too deeply";
+                break;
+            }
+            frame[++depth] = 0;
+            quantified = 0;
+            atom = 0;
+            continue;
+        } else if (*p == ')' && depth > 0) {
+            add = frame[depth--];
+            add = add ? add : 1;
+        } else if (*p == '|') {
+            quantified = 0;
+            atom = 0;
+            continue;
+        } else if (*p == '*' || *p == '+' || *p == '?' || *p == '{') {
+            size_t max = 0;
+            if (*p == '{') {
+                char *end = NULL;
+                unsigned long lo = strtoul(p + 1, &end, 10), hi = lo;
+                if (end == p + 1 || (*end != ',' && *end != '}')) {
+                    add = 1; /* a literal brace */
+                    goto atom;
+                }
+                if (*end == ',') {
+                    const char *h = end + 1;
+                    hi = *h == '}' ? lo : strtoul(h, &end, 10);
+                    if (*h == '}')
+                        end = (char *)h;
+                }
+                if (*end != '}') {
+                    add = 1;
+                    goto atom;
+                }
+                if (lo > 1000 || hi > 1000) {
+                    reason = "repeat count over 1000";
+                    break;
+                }
+                max = hi > lo ? hi : lo;
+                p = end;
+            }
+            if (quantified && !(quantified == 1 && *p == '?')) {
+                reason = "invalid nested repetition operator";
+                break;
+            }
+            quantified++;
+            if (max > 1) {
+                frame[depth] += atom * (max - 1);
+                if (frame[depth] > PATTERN_MAX_SIZE)
+                    reason = "pattern too large once its repetitions are expanded";
+            }
+            continue;
+        } else {
+            add = 1;
+        }
+    atom:
+        frame[depth] += add;
+        if (frame[depth] > PATTERN_MAX_SIZE)
+            reason = "pattern too large once its repetitions are expanded";
+        atom = add;
+        quantified = 0;
+    }
+    if (!reason)
+        return 0;
+    if (why && why_len)
+        snprintf(why, why_len, "%s", reason);
+    return KILN_EINVAL;
+}
+
 int kiln_schema_regcomp(regex_t *re, const char *pattern, char *why, size_t why_len)
 {
+    if (pattern_check(pattern, why, why_len) < 0)
+        return KILN_EINVAL;
     int flags = REG_EXTENDED | REG_NOSUB;
     const char *p = pattern;
     if (!strncmp(p, "(?i)", 4)) {

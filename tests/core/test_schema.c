@@ -413,6 +413,34 @@ static void test_schema__patterns_translate_common_re2_forms(void **state)
     assert_int_equal(kiln_schema_regcomp(&re, "\\p{L}+(", NULL, 0), KILN_EINVAL);
 }
 
+/* regcomp takes exponential time on stacked operators and huge counted
+ * repetitions; RE2 (the real server's engine) refuses both, and so do we,
+ * before regcomp sees them. */
+static void test_schema__pathological_patterns_are_refused_before_regcomp(void **state)
+{
+    static const struct {
+        const char *pattern, *why;
+    } bad[] = {
+        {"^[a-z1-]**********************************************$",
+         "invalid nested repetition operator"},
+        {"a+*", "invalid nested repetition operator"},
+        {"a{2}{3}", "invalid nested repetition operator"},
+        {"a{1001}", "repeat count over 1000"},
+        {"a{1,2000}", "repeat count over 1000"},
+        {"((a{1000}){1000})", "pattern too large once its repetitions are expanded"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        regex_t re;
+        char why[128] = "";
+        assert_int_equal(kiln_schema_regcomp(&re, bad[i].pattern, why, sizeof(why)), KILN_EINVAL);
+        assert_string_equal(why, bad[i].why);
+    }
+    /* Lazy forms read as greedy ones (the same match set). */
+    assert_true(matches("^a*?b$", "aab"));
+    assert_true(matches("^(ab){2,3}$", "ababab"));
+    assert_false(matches("^(ab){2,3}$", "ab"));
+}
+
 static void test_schema__uncompilable_pattern_is_not_enforced(void **state)
 {
     json_t *schema = ja_parse("{\"type\":\"string\",\"pattern\":\"(?<name>x)\"}");
@@ -431,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_schema__default_copies_the_default),
         cmocka_unit_test(test_schema__prune_drops_unknown_fields),
         cmocka_unit_test(test_schema__patterns_translate_common_re2_forms),
+        cmocka_unit_test(test_schema__pathological_patterns_are_refused_before_regcomp),
         cmocka_unit_test(test_schema__uncompilable_pattern_is_not_enforced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
