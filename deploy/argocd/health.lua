@@ -98,8 +98,16 @@ if stalled ~= nil and stalled.status == "True" then
   return hs
 end
 
+-- kiln writes Reconciling=True with an empty message and says what it waits
+-- for in Ready's ("deployment: ... is false"), so a silent Reconciling falls
+-- back to a Ready that is not True.
 if reconciling ~= nil and reconciling.status == "True" then
-  hs.message = text(reconciling, "Reconciling")
+  local why = reconciling
+  if (reconciling.message == nil or reconciling.message == "") and ready ~= nil
+      and ready.status ~= "True" then
+    why = ready
+  end
+  hs.message = text(why, "Reconciling")
   return hs
 end
 
