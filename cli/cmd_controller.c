@@ -29,6 +29,19 @@ static void on_signal(int sig)
     atomic_store(&stop_flag, 1);
 }
 
+/* A DNS-1123 label, what the API server accepts as a namespace name:
+ * lowercase alphanumerics and '-', alphanumeric at both ends, 1 to 63 bytes. */
+static bool dns1123_label(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(s[i] >= 'a' && s[i] <= 'z') && !(s[i] >= '0' && s[i] <= '9') && s[i] != '-')
+            return false;
+    return true;
+}
+
 /* Takes the value of --name VALUE or --name=VALUE at argv[*i]. */
 static const char *flag_value(int argc, char **argv, int *i, const char *name, bool *missing)
 {
@@ -99,6 +112,17 @@ int kiln_cmd_controller(int argc, char **argv)
             opts.leader_elect = true;
         } else if (strcmp(arg, "--leader-elect=false") == 0) {
             opts.leader_elect = false;
+        } else if (FLAG("--namespace")) {
+            /* "" is every namespace, as controller-runtime reads an empty
+             * WATCH_NAMESPACE, so a chart can template the flag unconditionally. */
+            if (v && *v && !dns1123_label(v))
+                return kiln_cli_usage_error("controller",
+                                            "--namespace: \"%s\" is not a valid namespace name "
+                                            "(a DNS-1123 label: at most 63 lowercase letters, "
+                                            "digits and '-', starting and ending with a letter "
+                                            "or digit)",
+                                            v);
+            opts.namespace = v;
         } else if (FLAG("--leader-election-namespace")) {
             opts.leader_namespace = v;
         } else if (FLAG("--leader-election-id")) {

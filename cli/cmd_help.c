@@ -95,7 +95,7 @@ static const help_entry entries[] = {
     {"controller", "run the controller against a cluster",
      "usage: kiln controller [--kubeconfig PATH] [--context NAME] [--workers N] [--install-crds]\n"
      "                       [--metrics-bind-address ADDR] [--health-probe-bind-address ADDR]\n"
-     "                       [--leader-elect] [--leader-election-namespace NS]\n"
+     "                       [--namespace NS] [--leader-elect] [--leader-election-namespace NS]\n"
      "                       [--leader-election-id NAME] [--log-format json|text]\n",
      "Watches every ResourceGraphDefinition and every instance of the kinds they\n"
      "define, and keeps each instance's children applied, in dependency order, with\n"
@@ -116,8 +116,11 @@ static const help_entry entries[] = {
      "      --qps N, --burst N                client-side request limit (default: none,\n"
      "                                        the work queue bounds the rate)\n"
      "      --install-crds                    server-side apply kiln's own CRDs first\n"
+     "      --namespace NS                    reconcile only the instances in NS\n"
+     "                                        (default: every namespace)\n"
      "      --leader-elect                    take a coordination.k8s.io Lease first\n"
-     "      --leader-election-namespace NS    namespace of the Lease\n"
+     "      --leader-election-namespace NS    namespace of the Lease (default:\n"
+     "                                        --namespace, else the kubeconfig's)\n"
      "      --leader-election-id NAME         name of the Lease (default kiln-controller)\n"
      "      --log-format FORMAT               json (default) or text\n"
      "\n"

@@ -18,6 +18,7 @@
 #include "controller/internal.h"
 #include "controller/inventory.h"
 #include "controller/status.h"
+#include "controller/validation.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -30,8 +31,6 @@ bool kiln_instance_tracking_key(const char *key)
     static const char *const prefixes[] = {"argocd.argoproj.io/", "kubectl.kubernetes.io/",
                                            "kustomize.toolkit.fluxcd.io/", "meta.helm.sh/",
                                            "applyset.kubernetes.io/"};
-    if (strcmp(key, "app.kubernetes.io/instance") == 0)
-        return true;
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
         if (strncmp(key, prefixes[i], strlen(prefixes[i])) == 0)
             return true;
@@ -74,6 +73,15 @@ void kiln_instance_decorate(json_t *obj, const json_t *instance, const char *rgd
     json_t *md = ensure_object(obj, "metadata");
     json_t *labels = ensure_object(md, "labels");
     strip_tracking(labels);
+    /* app.kubernetes.io/instance is a recommended label recipes set on
+     * purpose, and Argo CD's tracking label too: drop it only when it is the
+     * instance's own value (copied from the instance, it would make Argo CD
+     * count the child as its Application's and prune it). */
+    const char *own = json_string_value(json_object_get(
+        kiln_json_get_path(instance, "metadata.labels"), "app.kubernetes.io/instance"));
+    const char *mine = json_string_value(json_object_get(labels, "app.kubernetes.io/instance"));
+    if (own && mine && strcmp(own, mine) == 0)
+        json_object_del(labels, "app.kubernetes.io/instance");
     const char *ns = kiln_json_get_string(instance, "metadata.namespace");
     json_object_set_new(labels, KILN_LABEL_MANAGED_BY, json_string("kiln"));
     json_object_set_new(labels, KILN_LABEL_INSTANCE_UID,
@@ -393,7 +401,12 @@ typedef struct pass {
     int fail_code;
     size_t applies;
     bool external_missing;
-    bool need_finalizer; /* kiln.dev/finalizer not on the instance yet */
+    bool need_finalizer;          /* kiln.dev/finalizer not on the instance yet */
+    const json_t *old_validation; /* status.validation before this pass; borrowed */
+    json_t *validation;           /* node id -> status.validation entry of this pass */
+    char *validation_failed;
+    char *validation_running;
+    int64_t requeue_ms; /* > 0: come back after this long (validation deadlines) */
 } pass;
 
 static int wave(pass *p, size_t node)
@@ -502,6 +515,28 @@ out:
     return rc;
 }
 
+/* One step of a validation node, once per pass: its result becomes the
+ * node's observed object, so the next render judges it and its dependents
+ * go on in the same pass once it passed. */
+static bool run_validation(pass *p, const kiln_render_node *rn)
+{
+    if (json_object_get(p->validation, rn->id))
+        return false;
+    kiln_validation_outcome o;
+    kiln_validation_step(p->m, p->inst, p->rgd, rn->id, rn->desired,
+                         json_object_get(p->old_validation, rn->id), p->m->gpucheck_image, &o);
+    json_object_set(p->validation, rn->id, o.status);
+    json_object_set(p->observed, rn->id, o.observed);
+    if (o.phase == KILN_VALIDATION_FAILED && !p->validation_failed)
+        p->validation_failed = kiln_xasprintf("%s: %s", rn->id, o.message ? o.message : "failed");
+    else if (o.phase == KILN_VALIDATION_RUNNING && !p->validation_running)
+        p->validation_running = kiln_xasprintf("%s: %s", rn->id, o.message ? o.message : "running");
+    if (o.requeue_ms > 0 && (p->requeue_ms == 0 || o.requeue_ms < p->requeue_ms))
+        p->requeue_ms = o.requeue_ms;
+    kiln_validation_outcome_free(&o);
+    return true;
+}
+
 /* Applies what one render asks for; returns true when anything was sent or
  * newly observed (worth another render). */
 static bool apply_render(pass *p, const kiln_render_result *r)
@@ -513,8 +548,10 @@ static bool apply_render(pass *p, const kiln_render_result *r)
             rn->state == KILN_NODE_EXCLUDED)
             continue;
         kiln_graph_node_kind kind = kiln_graph_node_kind_of(p->g, rn->node);
-        if (kind == KILN_GRAPH_NODE_VALIDATION)
-            continue; /* Jobs are not run yet: stays PENDING until observed */
+        if (kind == KILN_GRAPH_NODE_VALIDATION) {
+            progress = run_validation(p, rn) || progress;
+            continue;
+        }
         if (rn->read_only) {
             if (!rn->observed) {
                 fetch_external(p, rn);
@@ -702,7 +739,9 @@ static int prune(pass *p, const json_t *children, kiln_err *err)
     json_t *o;
     json_array_foreach(gone, i, o)
     {
-        if (kiln_json_get_path(o, "metadata.deletionTimestamp"))
+        /* Validation Jobs and their pods are the validation step's to
+         * keep or delete. */
+        if (kiln_json_get_path(o, "metadata.deletionTimestamp") || label(o, KILN_LABEL_VALIDATION))
             continue;
         child_ref cr;
         if (resolve(p->m, &cr, kiln_json_get_string(o, "apiVersion"),
@@ -739,7 +778,7 @@ int kiln_instance_reconcile(kiln_worker *w, const char *rgd, const char *ns, con
     kiln_inventory_init(&p.inv);
     kiln_inventory_init(&p.keep);
     kiln_render_result *r = NULL;
-    json_t *children = NULL, *status = NULL, *resources = NULL, *old_status = NULL;
+    json_t *children = NULL, *status = NULL, *resources = NULL, *old_status = NULL, *kept = NULL;
     char *not_ready = NULL, *graph_error = NULL;
     kiln_status_input in;
     memset(&in, 0, sizeof(in));
@@ -822,6 +861,8 @@ int kiln_instance_reconcile(kiln_worker *w, const char *rgd, const char *ns, con
     p.latest = json_object();
     p.applied = json_object();
     p.node_err = json_object();
+    p.validation = json_object();
+    p.old_validation = json_object_get(old_status, "validation");
     children = gather_children(m, p.uid);
     initial_observed(&p, children);
 
@@ -868,16 +909,35 @@ int kiln_instance_reconcile(kiln_worker *w, const char *rgd, const char *ns, con
     in.not_ready = not_ready;
     in.stalled = p.stalled;
     in.retrying = p.retrying;
+    in.validation_failed = p.validation_failed;
+    in.validation_running = p.validation_running;
+    if (json_object_size(p.validation) > 0)
+        in.validation = p.validation;
+    if (p.requeue_ms > 0 && (*requeue_ms <= 0 || p.requeue_ms < *requeue_ms))
+        *requeue_ms = p.requeue_ms;
     /* A missing discovery entry (the kind's CRD not installed yet) is not
      * watched: look again later. */
-    if (p.external_missing)
+    if (p.external_missing && (*requeue_ms <= 0 || *requeue_ms > 30000))
         *requeue_ms = 30000;
 
 write:
+    /* Suspended or without a graph, nothing was rendered: the projected
+     * fields last written stay (kiln's own fields are rebuilt). */
+    if (!r && json_is_object(old_status)) {
+        static const char *const own[] = {"observedGeneration", "conditions", "state", "resources",
+                                          "validation"};
+        kept = json_deep_copy(old_status);
+        for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+            json_object_del(kept, own[i]);
+        in.projected = kept;
+    }
     if (!status) {
         status = kiln_status_instance(old_status, &in, now);
         if (!in.resources && old_status && json_object_get(old_status, "resources"))
             json_object_set(status, "resources", json_object_get(old_status, "resources"));
+        /* Results stay on record while suspended or without a graph. */
+        if (!in.validation && !in.resources && json_object_get(old_status, "validation"))
+            json_object_set(status, "validation", json_object_get(old_status, "validation"));
     }
     {
         kiln_err serr = {0};
@@ -895,6 +955,7 @@ write:
         kiln_err_set(err, rc, "%s", p.retrying ? p.retrying : "apply failed");
     }
 out:
+    json_decref(kept);
     kiln_render_result_free(r);
     kiln_manager_graph_release(m, cg);
     json_decref(children);
@@ -906,6 +967,9 @@ out:
     json_decref(p.latest);
     json_decref(p.applied);
     json_decref(p.node_err);
+    json_decref(p.validation);
+    kiln_xfree(p.validation_failed);
+    kiln_xfree(p.validation_running);
     kiln_inventory_free(&p.inv);
     kiln_inventory_free(&p.keep);
     kiln_xfree(p.stalled);

@@ -21,8 +21,9 @@ void kiln_instance_decorate(json_t *obj, const json_t *instance, const char *rgd
                             bool owner, char hash[KILN_SHA256_HEX_LEN + 1]);
 
 /* True for label and annotation keys of GitOps tools that must never reach a
- * child (app.kubernetes.io/instance, argocd.argoproj.io/, kubectl.kubernetes.io/,
- * kustomize.toolkit.fluxcd.io/, meta.helm.sh/, applyset.kubernetes.io/). */
+ * child (argocd.argoproj.io/, kubectl.kubernetes.io/, kustomize.toolkit.fluxcd.io/,
+ * meta.helm.sh/, applyset.kubernetes.io/). app.kubernetes.io/instance is
+ * not one: decorate drops it only when it equals the instance's own. */
 bool kiln_instance_tracking_key(const char *key);
 
 /* Whether a child in child_ns (NULL/"" for cluster-scoped) may carry a

@@ -65,6 +65,7 @@ typedef struct kiln_rgd_entry {
     bool cluster_scoped;
     bool established;
     kiln_kube_informer *instances; /* NULL until the CRD is established */
+    bool scope_skipped; /* namespace mode: a cluster-scoped kind, not watched (logged once) */
     bool deleted;
 } kiln_rgd_entry;
 
@@ -82,6 +83,8 @@ typedef struct kiln_manager {
     kiln_kube_discovery *disc;
     kiln_queue *queue;
     const atomic_int *stop;
+    char *namespace; /* namespace mode: instances and namespaced children only here; NULL: all */
+    char *gpucheck_image; /* validation Jobs' image; NULL: the default */
     pthread_mutex_t lock;
     kiln_kube_informer *rgds;
     kiln_kube_informer *crds;
@@ -123,6 +126,12 @@ kiln_kube_informer *kiln_manager_child_informer(kiln_manager *m, const char *gro
 json_t *kiln_manager_external_get(kiln_manager *m, const char *group, const char *version,
                                   const char *resource, const char *ns, const char *name,
                                   const char *inst_key);
+/* The nodes matching label_selector (NULL or "": all), from a cache started
+ * on first use per selector; a node added, deleted, relabelled, changing its
+ * allocatable resources or its readiness queues inst_key (borrowed, copied)
+ * and every other instance that asked. New array, or NULL when the cache is
+ * not synced within 10 s. */
+json_t *kiln_manager_nodes_list(kiln_manager *m, const char *label_selector, const char *inst_key);
 /* Every child informer (a new array of borrowed pointers; kiln_xfree it). */
 kiln_kube_informer **kiln_manager_child_informers(kiln_manager *m, size_t *n);
 /* Starts (or keeps) the instance informer of e's kind. Caller holds no lock. */

@@ -242,6 +242,25 @@ kiln_kube_informer *kiln_manager_child_informer(kiln_manager *m, const char *gro
 {
     char *key = kiln_xasprintf("%s/%s/%s", group ? group : "", version, resource);
     kiln_kube_informer *inf = NULL;
+    /* Namespace mode watches a namespaced kind in that namespace only (all
+     * a namespaced install may list); cluster-scoped kinds stay cluster wide.
+     * The scope comes from discovery, asked outside the lock (a miss
+     * refreshes over the network) and only for a kind not watched yet. */
+    const char *ns = NULL;
+    if (m->namespace) {
+        pthread_mutex_lock(&m->lock);
+        bool watched = kiln_strmap_has(&m->children, key);
+        pthread_mutex_unlock(&m->lock);
+        if (!watched) {
+            kiln_kube_resource_info ri;
+            if (kiln_kube_discovery_resolve_resource(&ri, m->disc, group, version, resource, err) <
+                0) {
+                kiln_xfree(key);
+                return NULL;
+            }
+            ns = ri.namespaced ? m->namespace : NULL;
+        }
+    }
     pthread_mutex_lock(&m->lock);
     inf = kiln_strmap_get(&m->children, key);
     if (!inf) {
@@ -249,6 +268,7 @@ kiln_kube_informer *kiln_manager_child_informer(kiln_manager *m, const char *gro
         o.ref.group = group;
         o.ref.version = version;
         o.ref.resource = resource;
+        o.ref.namespace = ns;
         /* Only kiln's own objects: the cache stays small however big the
          * cluster is. */
         o.label_selector = KILN_LABEL_INSTANCE_UID;
@@ -354,6 +374,69 @@ json_t *kiln_manager_external_get(kiln_manager *m, const char *group, const char
     return kiln_kube_informer_get(inf, ns && *ns ? ns : NULL, name);
 }
 
+/* A node's heartbeat (status.conditions times, images) is not a change
+ * validation cares about: only what selects it, its GPUs and readiness are. */
+static bool node_status_ready(const json_t *node)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(kiln_json_get_path(node, "status.conditions"), i, c)
+    {
+        const char *t = kiln_json_get_string(c, "type");
+        if (t && strcmp(t, "Ready") == 0)
+            return json_string_value(json_object_get(c, "status")) &&
+                   strcmp(json_string_value(json_object_get(c, "status")), "True") == 0;
+    }
+    return false;
+}
+
+static void node_update(void *ctx, json_t *old_obj, json_t *obj)
+{
+    if (same_member(old_obj, obj, "metadata.labels") &&
+        same_member(old_obj, obj, "status.allocatable") &&
+        node_status_ready(old_obj) == node_status_ready(obj))
+        return;
+    ext_event(ctx, obj);
+}
+
+json_t *kiln_manager_nodes_list(kiln_manager *m, const char *label_selector, const char *inst_key)
+{
+    const char *sel = label_selector ? label_selector : "";
+    char *key = kiln_xasprintf("/v1/nodes/?%s", sel);
+    pthread_mutex_lock(&m->lock);
+    ext_watch *x = kiln_strmap_get(&m->externals, key);
+    if (!x) {
+        x = kiln_xcalloc(1, sizeof(*x));
+        x->m = m;
+        kiln_strmap_init(&x->keys);
+        kiln_kube_informer_opts o = {0};
+        o.ref.version = "v1";
+        o.ref.resource = "nodes";
+        o.label_selector = *sel ? sel : NULL;
+        o.strip_managed_fields = true;
+        o.handlers.on_add = ext_event;
+        o.handlers.on_update = node_update;
+        o.handlers.on_delete = ext_event;
+        o.handlers.ctx = x;
+        if (kiln_kube_informer_new(&x->inf, m->client, &o, NULL) < 0 ||
+            kiln_kube_informer_start(x->inf, NULL) < 0) {
+            kiln_kube_informer_free(x->inf);
+            x->inf = NULL;
+        }
+        kiln_strmap_put(&m->externals, key, x);
+    }
+    if (inst_key && !kiln_strmap_has(&x->keys, inst_key))
+        kiln_strmap_put(&x->keys, inst_key, NULL);
+    kiln_kube_informer *inf = x->inf;
+    pthread_mutex_unlock(&m->lock);
+    kiln_xfree(key);
+    json_t *list = NULL;
+    if (!inf || !kiln_kube_informer_wait_synced(inf, 10000) ||
+        kiln_kube_informer_list(&list, inf, NULL, NULL) < 0)
+        return NULL;
+    return list;
+}
+
 static void bury(kiln_manager *m, kiln_kube_informer *inf)
 {
     /* Caller holds the lock. Workers may still read its cache. */
@@ -366,8 +449,20 @@ int kiln_manager_watch_instances(kiln_manager *m, kiln_rgd_entry *e, kiln_err *e
     int rc = 0;
     kiln_kube_informer *inf = NULL;
     pthread_mutex_lock(&m->lock);
-    if (e->instances) {
+    if (e->instances || e->scope_skipped) {
         pthread_mutex_unlock(&m->lock);
+        return 0;
+    }
+    /* Namespace mode serves a cluster-scoped kind without reconciling its
+     * instances: no namespace owns them, so no namespace-scoped controller
+     * may (one per namespace would otherwise all claim them). */
+    if (m->namespace && e->cluster_scoped) {
+        e->scope_skipped = true;
+        pthread_mutex_unlock(&m->lock);
+        KILN_LOG(KILN_LOG_INFO,
+                 "rgd %s: instances of %s.%s are cluster-scoped and are not reconciled in "
+                 "namespace mode (--namespace %s)",
+                 e->name, e->kind, e->group, m->namespace);
         return 0;
     }
     pthread_mutex_unlock(&m->lock);
@@ -384,6 +479,7 @@ int kiln_manager_watch_instances(kiln_manager *m, kiln_rgd_entry *e, kiln_err *e
     o.ref.group = e->group;
     o.ref.version = e->version;
     o.ref.resource = e->resource;
+    o.ref.namespace = m->namespace;
     o.strip_managed_fields = true;
     o.handlers.on_add = inst_event;
     o.handlers.on_update = inst_update;
@@ -411,6 +507,7 @@ void kiln_manager_unwatch_instances(kiln_manager *m, kiln_rgd_entry *e)
     pthread_mutex_lock(&m->lock);
     kiln_kube_informer *inf = e->instances;
     e->instances = NULL;
+    e->scope_skipped = false;
     if (inf)
         bury(m, inf);
     pthread_mutex_unlock(&m->lock);
@@ -470,7 +567,13 @@ static void process(kiln_worker *w, const char *key)
     const char *result = "success";
     if (rc < 0) {
         result = "error";
-        KILN_LOG(KILN_LOG_WARN, "reconcile %s: %s", key, err.msg);
+        /* A write against a cache a step behind our own last write is
+         * routine: the retry reads the newer copy. */
+        if (rc == KILN_ECONFLICT)
+            KILN_LOG(KILN_LOG_INFO, "reconcile %s: %s (retrying with the newer copy)", key,
+                     err.msg);
+        else
+            KILN_LOG(KILN_LOG_WARN, "reconcile %s: %s", key, err.msg);
         kiln_queue_add_rate_limited(m->queue, key);
     } else {
         kiln_queue_forget(m->queue, key);
@@ -596,6 +699,10 @@ int kiln_manager_run(kiln_kube_client *client, const kiln_manager_opts *opts,
 
     m->client = client;
     m->stop = stop;
+    if (opts && opts->namespace && *opts->namespace)
+        m->namespace = kiln_xstrdup(opts->namespace);
+    if (opts && opts->gpucheck_image && *opts->gpucheck_image)
+        m->gpucheck_image = kiln_xstrdup(opts->gpucheck_image);
     pthread_mutex_init(&m->lock, NULL);
     kiln_strmap_init(&m->rgd_entries);
     kiln_strmap_init(&m->children);
@@ -627,7 +734,11 @@ int kiln_manager_run(kiln_kube_client *client, const kiln_manager_opts *opts,
     }
 
     if (opts && opts->leader_elect) {
+        /* A namespace-scoped install may hold rights in its namespace only:
+         * the Lease lives there unless told otherwise. */
         const char *ns = opts->leader_namespace;
+        if (!ns || !*ns)
+            ns = m->namespace;
         if (!ns || !*ns)
             ns = kiln_kube_client_config(client)->namespace;
         rc = kiln_leader_start(&leader, client, ns ? ns : "default",
@@ -673,7 +784,13 @@ int kiln_manager_run(kiln_kube_client *client, const kiln_manager_opts *opts,
     }
     if (rc == 0) {
         atomic_store(&m->ready, 1);
-        KILN_LOG(KILN_LOG_INFO, "controller started with %d workers", m->nworkers);
+        if (m->namespace)
+            KILN_LOG(KILN_LOG_INFO,
+                     "controller started with %d workers, reconciling instances in namespace %s "
+                     "only",
+                     m->nworkers, m->namespace);
+        else
+            KILN_LOG(KILN_LOG_INFO, "controller started with %d workers", m->nworkers);
     }
     while (rc == 0 && !atomic_load(stop)) {
         if (leader && kiln_leader_lost(leader)) {
@@ -748,6 +865,8 @@ out:
     kiln_queue_free(m->queue);
     kiln_kube_discovery_free(m->disc);
     pthread_mutex_destroy(&m->lock);
+    kiln_xfree(m->gpucheck_image);
+    kiln_xfree(m->namespace);
     kiln_xfree(m);
     return rc;
 }

@@ -9,6 +9,13 @@
  * With leader election on, the workers start only while this process holds
  * the Lease; losing it ends the run with KILN_ECONFLICT.
  *
+ * Namespace mode (opts->namespace), as a controller-runtime manager whose
+ * cache is restricted to one namespace: only instances in that namespace are
+ * reconciled and children of namespaced kinds are watched only there;
+ * cluster-scoped kinds (RGDs, CRDs, cluster-scoped children) are still
+ * watched cluster-wide; instances of cluster-scoped generated kinds are not
+ * reconciled (docs/controller.md, "Namespace mode").
+ *
  * The client is borrowed and must outlive the run.
  */
 #ifndef KILN_CONTROLLER_MANAGER_H
@@ -25,9 +32,13 @@ typedef struct kiln_manager_opts {
     const char *metrics_addr;     /* "[host]:port"; NULL, "" or "0": no /metrics server */
     const char *health_addr;      /* /healthz and /readyz; NULL, "" or "0": none */
     bool leader_elect;            /* take a coordination.k8s.io/v1 Lease first */
-    const char *leader_namespace; /* NULL: the client config's namespace */
+    const char *namespace;        /* namespace mode (above); NULL or "": every namespace */
+    const char *leader_namespace; /* NULL: namespace, else the client config's namespace */
     const char *leader_id;        /* Lease name; NULL: "kiln-controller" */
     const char *identity;         /* holder identity; NULL: "<hostname>_<pid>" */
+    /* Image of GPU validation Jobs; NULL or "": ghcr.io/kiln-dev/kiln-gpucheck
+     * at kiln's own version. */
+    const char *gpucheck_image;
 } kiln_manager_opts;
 
 /* Runs the controller until *stop is nonzero (a signal handler sets it).

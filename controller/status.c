@@ -78,7 +78,10 @@ json_t *kiln_status_instance(const json_t *old_status, const kiln_status_input *
     bool graph_ok = in->graph_error == NULL;
     bool resources_ready = graph_ok && !in->suspended && in->ready == in->nodes;
     bool validated = graph_ok && in->validations_ready == in->validations;
-    bool stalled = in->stalled != NULL && !in->deleting;
+    bool vfailed = graph_ok && in->validation_failed != NULL && !in->deleting && !in->suspended;
+    validated = validated && !vfailed;
+    bool stalled = (in->stalled != NULL || vfailed) && !in->deleting;
+    const char *stalled_msg = in->stalled ? in->stalled : in->validation_failed;
     bool ready = !in->deleting && resources_ready && validated && !stalled;
 
     /* Order: Ready first (kstatus readers and `kubectl get` look there), then
@@ -90,27 +93,39 @@ json_t *kiln_status_instance(const json_t *old_status, const kiln_status_input *
         snprintf(msg, sizeof(msg), "%zu/%zu resources ready", in->ready, in->nodes);
         kiln_status_set_condition(conds, oc, "Ready", "True", "Reconciled", msg, gen, now);
     } else if (stalled) {
-        kiln_status_set_condition(conds, oc, "Ready", "False", "Stalled", in->stalled, gen, now);
+        kiln_status_set_condition(conds, oc, "Ready", "False",
+                                  in->stalled ? "Stalled" : "ValidationFailed", stalled_msg, gen,
+                                  now);
     } else if (in->suspended) {
         kiln_status_set_condition(conds, oc, "Ready", "False", "Suspended",
                                   "reconciliation is suspended (kiln.dev/reconcile: suspended)",
                                   gen, now);
     } else {
-        const char *why = in->graph_error    ? in->graph_error
-                          : in->retrying     ? in->retrying
-                          : !resources_ready ? in->not_ready
-                                             : "waiting for GPU validation";
+        const char *why = in->graph_error          ? in->graph_error
+                          : in->retrying           ? in->retrying
+                          : !resources_ready       ? in->not_ready
+                          : in->validation_running ? in->validation_running
+                                                   : "waiting for GPU validation";
         kiln_status_set_condition(conds, oc, "Ready", "False", "Progressing", why, gen, now);
     }
 
     bool reconciling = !ready && !stalled && !in->suspended;
+    /* kstatus readers show Reconciling's message: say what is in progress. */
+    const char *rmsg = "";
+    if (reconciling) {
+        const json_t *rc = json_array_get(conds, 0);
+        rmsg = json_string_value(json_object_get(rc, "message"));
+    }
     kiln_status_set_condition(conds, oc, "Reconciling", reconciling ? "True" : "False",
                               in->deleting  ? "Deleting"
                               : reconciling ? "Progressing"
                                             : "Reconciled",
-                              "", gen, now);
+                              rmsg ? rmsg : "", gen, now);
     kiln_status_set_condition(conds, oc, "Stalled", stalled ? "True" : "False",
-                              stalled ? "Error" : "NoError", stalled ? in->stalled : "", gen, now);
+                              !stalled      ? "NoError"
+                              : in->stalled ? "Error"
+                                            : "ValidationFailed",
+                              stalled ? stalled_msg : "", gen, now);
 
     if (graph_ok)
         kiln_status_set_condition(conds, oc, "GraphResolved", "True", "Resolved", "", gen, now);
@@ -136,7 +151,14 @@ json_t *kiln_status_instance(const json_t *old_status, const kiln_status_input *
         kiln_status_set_condition(conds, oc, "Validated", "True", "NotRequired",
                                   "the graph has no validation node", gen, now);
     else if (validated)
-        kiln_status_set_condition(conds, oc, "Validated", "True", "Passed", "", gen, now);
+        kiln_status_set_condition(conds, oc, "Validated", "True", "Passed",
+                                  "every selected GPU node passed", gen, now);
+    else if (vfailed)
+        kiln_status_set_condition(conds, oc, "Validated", "False", "Failed", in->validation_failed,
+                                  gen, now);
+    else if (in->validation_running)
+        kiln_status_set_condition(conds, oc, "Validated", "False", "Running",
+                                  in->validation_running, gen, now);
     else
         kiln_status_set_condition(conds, oc, "Validated", "False", "Pending",
                                   "waiting for GPU validation results", gen, now);

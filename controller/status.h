@@ -33,6 +33,12 @@ typedef struct kiln_status_input {
     const json_t *resources;  /* [{id, kind, name, namespace, state, message}]; borrowed */
     const json_t *projected;  /* projected status fields (object); borrowed, may be NULL */
     const json_t *validation; /* status.validation; borrowed, may be NULL */
+    /* A validation node failed (GPU results below their floors, a node that
+     * could not be checked): Validated=False, and Stalled, as no retry fixes
+     * hardware; reruns come from kiln.dev/revalidate, a spec change or a new
+     * node. NULL when none failed. */
+    const char *validation_failed;
+    const char *validation_running; /* why validation is still running; may be NULL */
 } kiln_status_input;
 
 /* RFC 3339 UTC time with second precision ("2026-01-01T00:00:00Z"). */

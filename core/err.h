@@ -33,7 +33,9 @@ enum {
     KILN_EPENDING = -9,  /* data not available yet: retry when it arrives */
 };
 
-#define KILN_ERR_MSG_MAX 256
+/* Long enough for an API server's 422 with its field causes, which users
+ * read in a Stalled condition; 256 cut them mid-word. */
+#define KILN_ERR_MSG_MAX 1024
 
 typedef struct kiln_err {
     int code;

@@ -5,7 +5,9 @@
  *   LeaderWorkerSets and Pods become ready and Jobs succeed after
  *   opts.kubelet_delay_ms, with the status fields and conditions the real
  *   controllers write (no child Pods or ReplicaSets are created). Every object
- *   it touches is labelled kiln.dev/simulated: "true".
+ *   it touches is labelled kiln.dev/simulated: "true". Jobs whose pods run
+ *   the kiln-gpucheck image are the exception: jobs.c creates their pod and
+ *   runs the local binary.
  * - garbage collector: dependents whose owners (by uid) are all gone are
  *   deleted; foreground deletion waits for dependents; orphan strips the
  *   ownerReferences.
@@ -30,6 +32,7 @@ void kiln_dc_ctl_init(kiln_devcluster *dc)
     pthread_cond_init(&dc->ctl_cond, NULL);
     dc->ctl_pending = json_object();
     dc->ctl_dirty_keys = json_object();
+    kiln_dc_jobs_init(dc);
 }
 
 void kiln_dc_ctl_kick(kiln_devcluster *dc)
@@ -247,6 +250,7 @@ void kiln_dc_ctl_note(kiln_devcluster *dc, const kiln_dc_resource *r, const char
     if (simulated_kind(r)) {
         mark(dc, r, key);
     } else if (!r->group[0] && !strcmp(r->plural, "nodes")) {
+        kiln_dc_jobs_note_node(dc);
         /* DaemonSets size themselves by the node count. */
         kiln_dc_resource *ds = kiln_dc_kinds_find(dc, "apps", "v1", "daemonsets");
         for (size_t b = 0; ds && b < ds->objects.nbuckets; b++)
@@ -299,6 +303,11 @@ static int64_t kubelet_pass(kiln_devcluster *dc)
                 continue;
             }
             json_t *obj = kiln_dc_store_load(o);
+            if (kiln_dc_jobs_sync(dc, r, obj)) {
+                json_object_del(dc->ctl_pending, pk);
+                json_decref(obj);
+                continue;
+            }
             json_t *want = desired_status(dc, r, obj);
             bool pod_unbound =
                 !r->group[0] && !json_object_get(json_object_get(obj, "spec"), "nodeName");
@@ -595,8 +604,12 @@ static void *ctl_main(void *arg)
         }
         dc->ctl_dirty = false;
         int64_t next = -1;
-        if (!dc->opts.no_kubelet)
+        if (!dc->opts.no_kubelet) {
             next = kubelet_pass(dc);
+            int64_t jobs_next = kiln_dc_jobs_tick(dc);
+            if (jobs_next >= 0 && (next < 0 || jobs_next < next))
+                next = jobs_next;
+        }
         for (int round = 0; dc->gc_dirty && round < 8; round++) {
             dc->gc_dirty = false;
             namespace_pass(dc);
@@ -637,6 +650,7 @@ void kiln_dc_ctl_stop(kiln_devcluster *dc)
         pthread_join(dc->ctl_thread, NULL);
         dc->ctl_running = false;
     }
+    kiln_dc_jobs_stop(dc);
     pthread_cond_destroy(&dc->ctl_cond);
     json_decref(dc->ctl_pending);
     dc->ctl_pending = NULL;
@@ -661,38 +675,127 @@ static const gpu_model models[] = {
     {"gb200", "NVIDIA-GB200", "blackwell", 189471, 10, 0},
 };
 
-/* Parses one "h100x8" or "h100x8:2" item. */
-static int parse_item(const char *item, const gpu_model **model, int *gpus, int *nodes,
-                      kiln_err *err)
+#define GPUS_GRAMMAR                                                                               \
+    "expected <model>x<gpus>[:<nodes>][:slow|:notready|:fail=<check>+<check>...], e.g. "           \
+    "h100x8:2 or h100x8:1:slow"
+
+/* What an item adds to its nodes: a failing card, a node that runs nothing. */
+typedef struct gpu_faults {
+    bool notready;
+    char fail[160];   /* checks for kiln-gpucheck --simulate-fail, comma separated */
+    char suffix[200]; /* "-slow", "-fail-gemm", "-notready": distinct node names */
+} gpu_faults;
+
+static bool known_check(const char *name, size_t n)
 {
-    char buf[64];
+    static const char *const checks[] = {"device", "memory", "hbm-bandwidth",
+                                         "gemm",   "pcie",   "p2p"};
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
+        if (strlen(checks[i]) == n && !strncmp(checks[i], name, n))
+            return true;
+    return false;
+}
+
+static void add_fail(gpu_faults *f, const char *check, size_t n)
+{
+    size_t len = strlen(f->fail);
+    for (const char *c = f->fail; (c = strstr(c, check)) != NULL; c++)
+        if (!strncmp(c, check, n) && (c == f->fail || c[-1] == ',') && (!c[n] || c[n] == ','))
+            return;
+    snprintf(f->fail + len, sizeof f->fail - len, "%s%.*s", len ? "," : "", (int)n, check);
+}
+
+/* Parses one item, "h100x8", "h100x8:2" or "h100x8:2:slow:fail=p2p". */
+static int parse_item(const char *item, const gpu_model **model, int *gpus, int *nodes,
+                      gpu_faults *faults, kiln_err *err)
+{
+    char buf[256];
+    memset(faults, 0, sizeof *faults);
+    if (strlen(item) >= sizeof buf)
+        return kiln_err_set(err, KILN_EINVAL,
+                            "--simulate-gpus: \"%.40s...\": too long; " GPUS_GRAMMAR, item);
     snprintf(buf, sizeof buf, "%s", item);
     char *colon = strchr(buf, ':');
     *nodes = 1;
-    if (colon) {
+    if (colon)
         *colon = '\0';
-        *nodes = atoi(colon + 1);
-    }
     char *x = strrchr(buf, 'x');
+    char *end = NULL;
     if (!x || x == buf)
-        return kiln_err_set(err, KILN_EINVAL,
-                            "--simulate-gpus: \"%s\": expected <model>x<gpus>[:<nodes>], e.g. "
-                            "h100x8",
-                            item);
+        return kiln_err_set(err, KILN_EINVAL, "--simulate-gpus: \"%s\": " GPUS_GRAMMAR, item);
     *x = '\0';
-    *gpus = atoi(x + 1);
+    *gpus = (int)strtol(x + 1, &end, 10);
+    if (end == x + 1 || *end)
+        return kiln_err_set(err, KILN_EINVAL,
+                            "--simulate-gpus: \"%s\": \"%s\" is not a GPU count; " GPUS_GRAMMAR,
+                            item, x + 1);
     *model = NULL;
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
         if (!strcmp(models[i].key, buf))
             *model = &models[i];
     if (!*model)
         return kiln_err_set(err, KILN_EINVAL,
-                            "--simulate-gpus: unknown GPU model \"%s\" (known: h100, h200, a100, "
-                            "l40s, l4, b200, gb200)",
-                            buf);
+                            "--simulate-gpus: \"%s\": unknown GPU model \"%s\" (known: h100, h200, "
+                            "a100, l40s, l4, b200, gb200)",
+                            item, buf);
+    bool slow = false;
+    for (int pos = 0; colon; pos++) {
+        char *part = colon + 1;
+        colon = strchr(part, ':');
+        if (colon)
+            *colon = '\0';
+        if (pos == 0 && *part >= '0' && *part <= '9') {
+            *nodes = (int)strtol(part, &end, 10);
+            if (*end)
+                return kiln_err_set(
+                    err, KILN_EINVAL,
+                    "--simulate-gpus: \"%s\": \"%s\" is not a node count; " GPUS_GRAMMAR, item,
+                    part);
+        } else if (!strcmp(part, "slow")) {
+            slow = true;
+            add_fail(faults, "hbm-bandwidth", 13);
+            add_fail(faults, "gemm", 4);
+        } else if (!strcmp(part, "notready")) {
+            faults->notready = true;
+        } else if (!strncmp(part, "fail=", 5)) {
+            const char *c = part + 5;
+            do {
+                size_t n = strcspn(c, "+");
+                if (!known_check(c, n))
+                    return kiln_err_set(err, KILN_EINVAL,
+                                        "--simulate-gpus: \"%s\": unknown check \"%.*s\" in fail= "
+                                        "(expected device, memory, hbm-bandwidth, gemm, pcie or "
+                                        "p2p, joined with +)",
+                                        item, (int)n, c);
+                add_fail(faults, c, n);
+                c += n;
+            } while (*c++ == '+');
+        } else {
+            return kiln_err_set(err, KILN_EINVAL,
+                                "--simulate-gpus: \"%s\": unknown flag \"%s\"; " GPUS_GRAMMAR, item,
+                                part);
+        }
+    }
     if (*gpus < 1 || *gpus > 64 || *nodes < 1 || *nodes > 1000)
         return kiln_err_set(err, KILN_EINVAL,
                             "--simulate-gpus: \"%s\": gpus must be 1..64 and nodes 1..1000", item);
+    /* Node names: slow, then the checks of fail= that slow does not cover, then notready. */
+    size_t len = 0;
+    if (slow)
+        len += (size_t)snprintf(faults->suffix + len, sizeof faults->suffix - len, "-slow");
+    bool named_fail = false;
+    char copy[sizeof faults->fail];
+    snprintf(copy, sizeof copy, "%s", faults->fail);
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (slow && (!strcmp(t, "hbm-bandwidth") || !strcmp(t, "gemm")))
+            continue;
+        len += (size_t)snprintf(faults->suffix + len, sizeof faults->suffix - len, "%s-%s",
+                                named_fail ? "" : "-fail", t);
+        named_fail = true;
+    }
+    if (faults->notready)
+        snprintf(faults->suffix + len, sizeof faults->suffix - len, "-notready");
     return 0;
 }
 
@@ -704,7 +807,8 @@ int kiln_devcluster_check_gpus(const char *spec, kiln_err *err)
     for (char *t = strtok_r(copy, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
         const gpu_model *m;
         int g, n;
-        rc = parse_item(t, &m, &g, &n, err);
+        gpu_faults f;
+        rc = parse_item(t, &m, &g, &n, &f, err);
     }
     kiln_xfree(copy);
     return rc;
@@ -763,10 +867,11 @@ int kiln_dc_gpu_nodes(kiln_devcluster *dc, const char *spec, kiln_err *err)
     for (char *t = strtok_r(copy, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
         const gpu_model *m;
         int gpus, nodes;
-        rc = parse_item(t, &m, &gpus, &nodes, err);
+        gpu_faults f;
+        rc = parse_item(t, &m, &gpus, &nodes, &f, err);
         for (int i = 0; rc == 0 && i < nodes; i++) {
-            char name[96], count[16], memory[32], ccmaj[8], ccmin[8];
-            snprintf(name, sizeof name, "kiln-gpu-%sx%d-%d", m->key, gpus, i);
+            char name[320], count[16], memory[32], ccmaj[8], ccmin[8];
+            snprintf(name, sizeof name, "kiln-gpu-%sx%d%s-%d", m->key, gpus, f.suffix, i);
             snprintf(count, sizeof count, "%d", gpus);
             snprintf(memory, sizeof memory, "%d", m->memory_mib);
             snprintf(ccmaj, sizeof ccmaj, "%d", m->cc_major);
@@ -791,6 +896,22 @@ int kiln_dc_gpu_nodes(kiln_devcluster *dc, const char *spec, kiln_err *err)
                                 json_string(count));
             json_object_set_new(json_object_get(st, "allocatable"), "nvidia.com/gpu",
                                 json_string(count));
+            /* What the simulated kubelet (jobs.c) runs kiln-gpucheck with. */
+            json_t *ann = json_pack("{s:s}", KILN_DC_ANN_GPU_MODEL, m->key);
+            if (f.fail[0])
+                json_object_set_new(ann, KILN_DC_ANN_SIMULATE_FAIL, json_string(f.fail));
+            json_object_set_new(json_object_get(node, "metadata"), "annotations", ann);
+            if (f.notready) {
+                json_t *ready = json_array_get(json_object_get(st, "conditions"), 0);
+                json_object_set_new(ready, "status", json_string("False"));
+                json_object_set_new(ready, "reason", json_string("KubeletNotReady"));
+                json_object_set_new(ready, "message",
+                                    json_string("kubelet is not posting ready status (simulated "
+                                                "with :notready)"));
+                json_object_set_new(json_object_get(node, "spec"), "taints",
+                                    json_pack("[{s:s,s:s}]", "key", "node.kubernetes.io/not-ready",
+                                              "effect", "NoSchedule"));
+            }
             put_node(dc, node);
         }
     }

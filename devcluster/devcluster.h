@@ -34,6 +34,8 @@ typedef struct kiln_devcluster_options {
     int bookmark_ms;           /* bookmark interval for watches that allow them; 0 = 60 s */
     bool no_kubelet;           /* disable the simulated kubelet */
     size_t wal_compact;        /* rewrite the log once it grows past this; 0 = 64 MiB */
+    const char *gpucheck_path; /* kiln-gpucheck run by validation Jobs; NULL = beside this
+                                  program, else on PATH (borrowed) */
 } kiln_devcluster_options;
 
 /* Builds the server and its state (replaying data_dir when set) without
@@ -116,7 +118,9 @@ typedef struct kiln_devcluster_hooks {
 /* kiln_devcluster_main with hooks (borrowed; NULL means none). */
 int kiln_devcluster_main_hooked(int argc, char **argv, const kiln_devcluster_hooks *hooks);
 
-/* Parses "h100x8,a100x4:2" into node specs; used by --simulate-gpus. */
+/* Checks a --simulate-gpus value: comma-separated items
+ * <model>x<gpus>[:<nodes>][:slow|:notready|:fail=<check>+<check>]...
+ * KILN_EINVAL naming the item and the grammar. */
 int kiln_devcluster_check_gpus(const char *spec, kiln_err *err);
 
 #endif

@@ -122,6 +122,11 @@ typedef struct kiln_dc_fault_rule {
 } kiln_dc_fault_rule;
 
 typedef struct kiln_dc_wal kiln_dc_wal;
+typedef struct kiln_dc_jobs kiln_dc_jobs;
+
+/* Annotations on simulated GPU nodes, read by the simulated kubelet (jobs.c). */
+#define KILN_DC_ANN_GPU_MODEL "kiln.dev/simulated-gpu-model" /* h100, a100, ... */
+#define KILN_DC_ANN_SIMULATE_FAIL "kiln.dev/simulate-fail"   /* "hbm-bandwidth,gemm" */
 typedef struct kiln_dc_http kiln_dc_http;
 
 struct kiln_devcluster {
@@ -129,6 +134,7 @@ struct kiln_devcluster {
     char *data_dir;
     char *kubeconfig;
     char *gpus;
+    char *gpucheck; /* opts.gpucheck_path (owned) */
     pthread_mutex_t mu;
     uint64_t rv; /* last resourceVersion handed out */
     kiln_dc_resource **res;
@@ -155,6 +161,7 @@ struct kiln_devcluster {
     bool gc_dirty;          /* a delete or deletionTimestamp happened: run GC */
     json_t *ctl_pending;    /* kubelet: "group|version|plural|key" -> first seen (ms) */
     json_t *ctl_dirty_keys; /* kubelet: the same keys, written since the last pass */
+    kiln_dc_jobs *jobs;     /* gpucheck Jobs: running processes, deadlines (jobs.c) */
     kiln_dc_wal *wal;
     kiln_dc_http *http;
     char url[64];
@@ -304,6 +311,20 @@ void kiln_dc_ctl_kick(kiln_devcluster *dc);
 void kiln_dc_ctl_note(kiln_devcluster *dc, const kiln_dc_resource *r, const char *key);
 void kiln_dc_ctl_stop(kiln_devcluster *dc);
 int kiln_dc_gpu_nodes(kiln_devcluster *dc, const char *spec, kiln_err *err);
+
+/* ---- jobs.c: Jobs running kiln-gpucheck, run as local processes ---- */
+void kiln_dc_jobs_init(kiln_devcluster *dc);
+/* Handles obj (a Job or Pod, borrowed) when it runs kiln-gpucheck: creates
+ * the pod, starts its process, follows its phase. False for anything else,
+ * which the plain simulated kubelet handles. Under dc->mu. */
+bool kiln_dc_jobs_sync(kiln_devcluster *dc, const kiln_dc_resource *r, const json_t *obj);
+/* A node was written: pods waiting for their node get another look. */
+void kiln_dc_jobs_note_node(kiln_devcluster *dc);
+/* Reaps ended processes, kills those whose pod is gone, enforces Job
+ * deadlines. Returns ms until it needs to run again, or -1. Under dc->mu. */
+int64_t kiln_dc_jobs_tick(kiln_devcluster *dc);
+/* Kills and reaps every process, removes their files, frees the module. */
+void kiln_dc_jobs_stop(kiln_devcluster *dc);
 
 /* ---- faults.c ---- */
 bool kiln_dc_faults_handle(kiln_devcluster *dc, const kiln_devcluster_request *req,

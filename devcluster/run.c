@@ -18,7 +18,10 @@ static void usage(FILE *f, const char *prog)
             "  --data-dir DIR        keep state in DIR (write-ahead log, fsync); default: memory\n"
             "  --kubeconfig PATH     where to write the kubeconfig (default: DIR/kubeconfig,\n"
             "                        or ./kiln-dev.kubeconfig without --data-dir)\n"
-            "  --simulate-gpus SPEC  GPU nodes, e.g. h100x8 or h100x8:2,a100x4\n"
+            "  --simulate-gpus SPEC  GPU nodes, e.g. h100x8 or h100x8:2,a100x4; per item\n"
+            "                        <model>x<gpus>[:<nodes>][:slow|:notready|:fail=<check>+...]\n"
+            "  --gpucheck PATH       kiln-gpucheck for validation Jobs (default: beside this\n"
+            "                        program, else on PATH)\n"
             "  --tls                 serve HTTPS with a self-signed certificate\n"
             "  --kubelet-delay MS    simulated readiness delay (default 0: immediate)\n"
             "  --no-kubelet          do not simulate the kubelet and controllers' status\n"
@@ -53,6 +56,7 @@ int kiln_devcluster_main_hooked(int argc, char **argv, const kiln_devcluster_hoo
         {"data-dir", required_argument, NULL, 'd'},
         {"kubeconfig", required_argument, NULL, 'k'},
         {"simulate-gpus", required_argument, NULL, 'g'},
+        {"gpucheck", required_argument, NULL, 'G'},
         {"tls", no_argument, NULL, 't'},
         {"kubelet-delay", required_argument, NULL, 'D'},
         {"no-kubelet", no_argument, NULL, 'K'},
@@ -88,6 +92,9 @@ int kiln_devcluster_main_hooked(int argc, char **argv, const kiln_devcluster_hoo
             break;
         case 'g':
             o.simulate_gpus = optarg;
+            break;
+        case 'G':
+            o.gpucheck_path = optarg;
             break;
         case 't':
             o.tls = true;

@@ -202,6 +202,8 @@ int kiln_devcluster_new(kiln_devcluster **out, const kiln_devcluster_options *op
     dc->opts.data_dir = dc->data_dir;
     dc->opts.kubeconfig = dc->kubeconfig;
     dc->opts.simulate_gpus = dc->gpus;
+    dc->gpucheck = opts && opts->gpucheck_path ? kiln_xstrdup(opts->gpucheck_path) : NULL;
+    dc->opts.gpucheck_path = dc->gpucheck;
     pthread_mutex_init(&dc->mu, NULL);
     kiln_dc_ctl_init(dc);
     dc->hcap = dc->opts.history;
@@ -293,5 +295,6 @@ void kiln_devcluster_stop(kiln_devcluster *dc)
     kiln_xfree(dc->data_dir);
     kiln_xfree(dc->kubeconfig);
     kiln_xfree(dc->gpus);
+    kiln_xfree(dc->gpucheck);
     kiln_xfree(dc);
 }

@@ -99,19 +99,36 @@ static void builtin_cells(const kiln_dc_resource *r, const json_t *o, json_t *ce
         json_array_append_new(cells, json_string(buf));
         const char *phase =
             json_string_value(json_object_get(json_object_get(o, "status"), "phase"));
-        json_array_append_new(cells, json_string(phase ? phase : "Pending"));
+        /* As kubectl's printer: a terminated container's reason (Completed, Error). */
+        const char *reason = json_string_value(json_object_get(
+            json_object_get(json_object_get(json_array_get(cs, 0), "state"), "terminated"),
+            "reason"));
+        json_array_append_new(cells, json_string(reason ? reason : phase ? phase : "Pending"));
         json_array_append_new(cells, json_string("0"));
     } else if (!strcmp(r->plural, "namespaces")) {
         const char *phase =
             json_string_value(json_object_get(json_object_get(o, "status"), "phase"));
         json_array_append_new(cells, json_string(phase ? phase : "Active"));
     } else if (!strcmp(r->plural, "nodes")) {
-        json_array_append_new(cells, json_string("Ready"));
+        const char *ready = "Unknown";
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_object_get(json_object_get(o, "status"), "conditions"), i, c)
+        {
+            const char *t = json_string_value(json_object_get(c, "type"));
+            const char *st = json_string_value(json_object_get(c, "status"));
+            if (t && !strcmp(t, "Ready"))
+                ready = st && !strcmp(st, "True") ? "Ready" : "NotReady";
+        }
+        json_array_append_new(cells, json_string(ready));
     } else if (!strcmp(r->plural, "jobs")) {
         long long ok = int_at(o, "status", "succeeded");
         json_t *comp = json_object_get(json_object_get(o, "spec"), "completions");
         long long want = json_is_integer(comp) ? json_integer_value(comp) : 1;
-        json_array_append_new(cells, json_string(ok >= want ? "Complete" : "Running"));
+        bool failed = int_at(o, "status", "failed") > 0 && !int_at(o, "status", "active");
+        json_array_append_new(cells, json_string(ok >= want ? "Complete"
+                                                 : failed   ? "Failed"
+                                                            : "Running"));
         snprintf(buf, sizeof buf, "%lld/%lld", ok, want);
         json_array_append_new(cells, json_string(buf));
     } else if (!strcmp(r->plural, "configmaps") || !strcmp(r->plural, "secrets")) {

@@ -490,9 +490,24 @@ static void eval_ready(rctx *c, const gnode *n, nres *o)
             set_res(o, KILN_NODE_ERROR, rc, with_path(e->path, err.msg));
             return;
         }
-        /* Missing fields of an observed object are data not there yet. */
+        /* Missing fields of an observed object are data not there yet: say
+         * so, with Lua's words after, rather than show them as an error. */
         if (rc < 0) {
-            set_res(o, KILN_NODE_PENDING, 0, with_path(e->path, err.msg));
+            size_t plen = strlen(e->path);
+            const char *why = err.msg;
+            /* Lua says "<path>:<line>: ..." (the chunk's name is the path). */
+            if (strncmp(why, e->path, plen) == 0 && why[plen] == ':') {
+                const char *q = why + plen + 1;
+                while (*q >= '0' && *q <= '9')
+                    q++;
+                if (*q == ':')
+                    q++;
+                while (*q == ' ')
+                    q++;
+                why = q;
+            }
+            set_res(o, KILN_NODE_PENDING, 0,
+                    kiln_xasprintf("%s: not observed yet (%s)", e->path, why));
             return;
         }
         if (v && !json_is_boolean(v)) {

@@ -328,6 +328,54 @@ out:
     return rc;
 }
 
+/* The entry serving group/version/resource. Caller holds d->mu. A linear
+ * scan: the map holds a few hundred kinds and callers look up once per
+ * resource they start watching. */
+static const json_t *find_resource_locked(kiln_kube_discovery *d, const char *group,
+                                          const char *version, const char *resource)
+{
+    const char *k;
+    json_t *e;
+    json_object_foreach(d->kinds, k, e)
+    {
+        if (strcmp(kiln_json_get_string(e, "resource"), resource) == 0 &&
+            strcmp(kiln_json_get_string(e, "version"), version) == 0 &&
+            strcmp(kiln_json_get_string(e, "group"), group) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+int kiln_kube_discovery_resolve_resource(kiln_kube_resource_info *out, kiln_kube_discovery *d,
+                                         const char *group, const char *version,
+                                         const char *resource, kiln_err *err)
+{
+    int rc = 0;
+    if (!group)
+        group = "";
+    if (!version || !*version || !resource || !*resource)
+        return kiln_err_set(err, KILN_EINVAL, "version and resource are required");
+    pthread_mutex_lock(&d->mu);
+    const json_t *e = find_resource_locked(d, group, version, resource);
+    if (!e) {
+        int64_t now = kiln_kube_clock_mono_ms(&d->clock);
+        if (!d->fetched || now - d->refreshed_ms >= d->min_refresh_ms) {
+            if ((rc = refresh_locked(d, err)))
+                goto out;
+            e = find_resource_locked(d, group, version, resource);
+        }
+    }
+    if (!e) {
+        rc = kiln_err_set(err, KILN_ENOTFOUND, "the server does not serve %s in %s%s%s", resource,
+                          group, *group ? "/" : "", version);
+        goto out;
+    }
+    fill(out, e);
+out:
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* OpenAPI v3                                                                 */
 

@@ -70,6 +70,13 @@ int kiln_kube_discovery_refresh(kiln_kube_discovery *d, kiln_err *err);
 int kiln_kube_discovery_resolve(kiln_kube_resource_info *out, kiln_kube_discovery *d,
                                 const char *api_version, const char *kind, kiln_err *err);
 
+/* Resolves group ("" for core), version and resource (the plural) into *out:
+ * the reverse lookup, for callers that hold a resource and need its scope.
+ * A miss refreshes once (rate-limited) before failing with KILN_ENOTFOUND. */
+int kiln_kube_discovery_resolve_resource(kiln_kube_resource_info *out, kiln_kube_discovery *d,
+                                         const char *group, const char *version,
+                                         const char *resource, kiln_err *err);
+
 /* The OpenAPI v3 document of group/version (group "" for core): a new
  * reference to the cached document (do not modify). */
 int kiln_kube_openapi_document(json_t **out, kiln_kube_discovery *d, const char *group,

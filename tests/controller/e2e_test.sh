@@ -426,6 +426,92 @@ k delete rgd test-app --timeout=20s >/dev/null || fail "RGD not deleted by the n
 
 stop_controller
 
+# --- namespace mode: --namespace reconciles one namespace only ----------------------
+test_namespace_mode() {
+    echo "== test_namespace_mode"
+    local out rc=0
+    out=$("$KILN" controller --namespace 'Bad_NS' --kubeconfig "$KUBECONFIG" 2>&1 >/dev/null) || rc=$?
+    expect_eq "--namespace Bad_NS exit code" "$rc" "2"
+    expect_eq "--namespace Bad_NS message" "$(printf '%s\n' "$out" | head -1)" \
+        "kiln controller: --namespace: \"Bad_NS\" is not a valid namespace name (a DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)"
+    # Counters (a fault on the millionth request never fires): no list or
+    # watch of the instance kind or of a namespaced child kind may leave
+    # team-a (a cluster-wide informer makes two: its list and its watch).
+    curl -sf -X DELETE "$URL/kiln/faults" >/dev/null
+    local p
+    for p in /apis/kiln.dev/v1alpha1/testapps /api/v1/configmaps /apis/apps/v1/deployments \
+        /api/v1/services; do
+        fault '{"failNth":{"n":1000000,"code":500,"method":"GET","pathPrefix":"'"$p"'"}}' ||
+            fail "cannot install the request counter for $p"
+    done
+    printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: team-b}\n' |
+        k apply -f - >/dev/null
+    start_controller --namespace team-a
+    k apply -f "$FIX/app-rgd.yaml" >/dev/null
+    k wait --for=condition=Ready rgd/test-app --timeout=20s >/dev/null || fail "RGD not Ready in namespace mode"
+    printf 'apiVersion: kiln.dev/v1alpha1\nkind: TestApp\nmetadata: {name: a, namespace: team-a}\nspec: {name: a}\n---\napiVersion: kiln.dev/v1alpha1\nkind: TestApp\nmetadata: {name: b, namespace: team-b}\nspec: {name: b}\n' |
+        k apply -f - >/dev/null
+    k wait --for=condition=Ready testapp/a -n team-a --timeout=30s >/dev/null || fail "team-a instance not Ready"
+    expect_eq "team-a children" \
+        "$(k get cm,deploy,svc -n team-a -l kiln.dev/instance-name=a -o 'jsonpath={range .items[*]}{.kind}/{.metadata.name} {end}')" \
+        "ConfigMap/a-cfg Deployment/a Service/a "
+    sleep 2
+    expect_eq "team-b instance exists" "$(k get testapp b -n team-b -o 'jsonpath={.metadata.name}')" "b"
+    expect_eq "team-b instance has no status" "$(k get testapp b -n team-b -o 'jsonpath={.status}')" ""
+    expect_eq "team-b instance has no finalizer" "$(k get testapp b -n team-b -o 'jsonpath={.metadata.finalizers}')" ""
+    expect_eq "team-b instance has no inventory" \
+        "$(k get testapp b -n team-b -o 'jsonpath={.metadata.annotations.kiln\.dev/inventory}')" ""
+    expect_eq "team-b children never created" "$(k get cm,deploy,svc -n team-b -l kiln.dev/instance-name=b -o name)" ""
+    expect_eq "team-b ConfigMap never created" "$(absent configmap b-cfg -n team-b && echo absent)" "absent"
+    local st seen
+    st=$(curl -sf "$URL/kiln/faults")
+    for p in /apis/kiln.dev/v1alpha1/testapps /api/v1/configmaps /apis/apps/v1/deployments /api/v1/services; do
+        seen=$(printf '%s' "$st" | python3 -c 'import json,sys; p=sys.argv[1]; print(sum(r["seen"] for r in json.load(sys.stdin)["failNth"] if r["pathPrefix"] == p))' "$p")
+        expect_eq "no cluster-wide GET of $p" "$seen" "0"
+    done
+    curl -sf -X DELETE "$URL/kiln/faults" >/dev/null
+    # A cluster-scoped kind is served (its CRD generated) but no namespace
+    # owns its instances: not reconciled, said once per RGD.
+    k apply -f - >/dev/null <<'YAML'
+apiVersion: kiln.dev/v1alpha1
+kind: ResourceGraphDefinition
+metadata: {name: test-global}
+spec:
+  schema:
+    apiVersion: v1alpha1
+    kind: TestGlobal
+    scope: Cluster
+    spec:
+      name: string | required=true
+  resources:
+    - id: config
+      template:
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: "${schema.spec.name}-global", namespace: team-a}
+        data: {k: v}
+YAML
+    k wait --for=condition=Ready rgd/test-global --timeout=20s >/dev/null || fail "cluster-scoped RGD not Ready in namespace mode"
+    printf 'apiVersion: kiln.dev/v1alpha1\nkind: TestGlobal\nmetadata: {name: g}\nspec: {name: g}\n' | k apply -f - >/dev/null
+    k annotate rgd test-global example.kiln.dev/poke=1 >/dev/null
+    sleep 1
+    expect_eq "cluster-scoped instance exists" "$(k get testglobal g -o 'jsonpath={.metadata.name}')" "g"
+    expect_eq "cluster-scoped instance has no status" "$(k get testglobal g -o 'jsonpath={.status}')" ""
+    expect_eq "cluster-scoped instance has no finalizer" "$(k get testglobal g -o 'jsonpath={.metadata.finalizers}')" ""
+    expect_eq "cluster-scoped instance's child never created" "$(absent configmap g-global -n team-a && echo absent)" "absent"
+    expect_eq "cluster-scoped kind skipped, logged once" \
+        "$(grep -c 'rgd test-global: instances of TestGlobal.kiln.dev are cluster-scoped and are not reconciled in namespace mode (--namespace team-a)' "$WORK/ctl.err")" "1"
+    k delete testglobal g --timeout=10s >/dev/null || fail "cluster-scoped instance not deleted"
+    k delete rgd test-global --timeout=20s >/dev/null || fail "cluster-scoped RGD not deleted in namespace mode"
+    expect_match "namespace mode logged" "$(grep -c 'reconciling instances in namespace team-a only' "$WORK/ctl.err")" '^[1-9]'
+    k delete testapp a -n team-a --timeout=30s >/dev/null || fail "team-a instance not deleted"
+    expect_eq "team-a children deleted" "$(k get cm,deploy,svc -n team-a -l kiln.dev/instance-name=a -o name)" ""
+    k delete testapp b -n team-b --timeout=10s >/dev/null || fail "team-b instance not deleted"
+    k delete rgd test-app --timeout=20s >/dev/null || fail "RGD not deleted in namespace mode"
+    stop_controller
+}
+test_namespace_mode
+
 # --- a dev-cluster restart: the controller converges, no child lost or doubled -------
 echo "== test_devcluster_restart_with_data_dir"
 # A fresh dev cluster that keeps its state (and its token) in a data dir. The

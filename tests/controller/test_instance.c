@@ -101,7 +101,7 @@ static void test_instance__hash_skip_decision(void **state)
 static void test_instance__tracking_keys_and_suspend(void **state)
 {
     (void)state;
-    assert_true(kiln_instance_tracking_key("app.kubernetes.io/instance"));
+    assert_false(kiln_instance_tracking_key("app.kubernetes.io/instance"));
     assert_true(kiln_instance_tracking_key("argocd.argoproj.io/sync-wave"));
     assert_true(kiln_instance_tracking_key("kustomize.toolkit.fluxcd.io/name"));
     assert_true(kiln_instance_tracking_key("meta.helm.sh/release-name"));
@@ -116,6 +116,33 @@ static void test_instance__tracking_keys_and_suspend(void **state)
     json_decref(inst);
 }
 
+static void test_instance__argo_instance_label_only_when_copied(void **state)
+{
+    (void)state;
+    char hash[KILN_SHA256_HEX_LEN + 1];
+    json_t *inst =
+        json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:{s:s}}}", "apiVersion", "kiln.dev/v1alpha1",
+                  "kind", "VLLMService", "metadata", "name", "chat", "namespace", "models", "uid",
+                  "u-1", "labels", "app.kubernetes.io/instance", "gitops-app");
+    /* A recipe's own value stays. */
+    json_t *child =
+        json_pack("{s:{s:{s:s}}}", "metadata", "labels", "app.kubernetes.io/instance", "chat");
+    kiln_instance_decorate(child, inst, "vllm-service", "server", false, hash);
+    assert_string_equal(
+        json_string_value(json_object_get(kiln_json_get_path(child, "metadata.labels"),
+                                          "app.kubernetes.io/instance")),
+        "chat");
+    json_decref(child);
+    /* Argo CD's tracking value, copied from the instance, goes. */
+    child = json_pack("{s:{s:{s:s}}}", "metadata", "labels", "app.kubernetes.io/instance",
+                      "gitops-app");
+    kiln_instance_decorate(child, inst, "vllm-service", "server", false, hash);
+    assert_null(json_object_get(kiln_json_get_path(child, "metadata.labels"),
+                                "app.kubernetes.io/instance"));
+    json_decref(child);
+    json_decref(inst);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +150,7 @@ int main(void)
         cmocka_unit_test(test_instance__owner_only_in_same_namespace),
         cmocka_unit_test(test_instance__hash_skip_decision),
         cmocka_unit_test(test_instance__tracking_keys_and_suspend),
+        cmocka_unit_test(test_instance__argo_instance_label_only_when_copied),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,7 +50,7 @@ static int add_at(kiln_errs *errs, int code, const char *path, const char *fmt, 
 static void test_errs__add_at_prefixes_the_path_and_cuts_the_whole(void **state)
 {
     kiln_errs errs = {0};
-    char path[300];
+    char path[KILN_ERR_MSG_MAX + 44];
     memset(path, 'p', sizeof(path) - 1);
     path[sizeof(path) - 1] = '\0';
     assert_int_equal(add_at(&errs, KILN_EINVAL, "spec.replicas", "expected %s", "integer"),

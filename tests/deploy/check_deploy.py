@@ -306,6 +306,7 @@ CONTROLLER_REQUESTS = [
     (None, "", "nodes", ["get", "list", "watch"]),
     ("kiln-system", "batch", "jobs", ["get", "list", "watch", "create", "delete"]),
     ("kiln-system", "", "pods", ["get", "list", "watch"]),
+    ("team-a", "", "serviceaccounts", ["create", "patch"]),
     ("kiln-system", "coordination.k8s.io", "leases", ["get", "create", "update"]),
 ]
 

@@ -518,12 +518,13 @@ static void test_simpleschema__messages_stay_valid_utf8(void **state)
     assert_string_equal(errs.items[0].msg, "x: unknown type \"??\"");
     kiln_errs_free(&errs);
 
-    /* A path longer than a message: cut at 255 bytes, between sequences. */
-    char path[400] = "x";
-    for (int i = 0; i < 150; i++)
+    /* A path longer than a message: cut between sequences, at the last
+     * byte that fits (an odd count: "x" then 2-byte characters). */
+    char path[KILN_ERR_MSG_MAX + 200] = "x";
+    for (int i = 0; i < KILN_ERR_MSG_MAX / 2 + 50; i++)
         strcat(path, "\xc3\xa9");
     assert_int_equal(kiln_simpleschema_field(&out, NULL, "strng", NULL, path, &errs), KILN_EINVAL);
-    assert_int_equal(strlen(errs.items[0].msg), 255);
+    assert_int_equal(strlen(errs.items[0].msg), KILN_ERR_MSG_MAX - 1);
     msg = json_string(errs.items[0].msg);
     assert_non_null(msg);
     json_decref(msg);

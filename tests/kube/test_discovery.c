@@ -104,6 +104,44 @@ static void test_discovery__resolves_kinds_and_refreshes_on_a_miss(void **state)
     kiln_kube_client_free(c);
 }
 
+static void test_discovery__resolves_a_resource_to_its_kind_and_scope(void **state)
+{
+    fake_clock clk = {.now_ms = 100000};
+    fake *f;
+    kiln_kube_client_opts o = {.qps = -1};
+    kiln_kube_client *c = fake_client(&f, NULL, &o);
+    kiln_kube_discovery_opts dopts = {.min_refresh_ms = 10000, .clock = fake_clock_ops(&clk)};
+    kiln_kube_discovery *d = kiln_kube_discovery_new(c, &dopts);
+    push_discovery(f, false);
+    kiln_kube_resource_info ri;
+    kiln_err err = {0};
+    assert_int_equal(
+        kiln_kube_discovery_resolve_resource(&ri, d, "apps", "v1", "deployments", &err), 0);
+    assert_string_equal(ri.kind, "Deployment");
+    assert_true(ri.namespaced);
+    assert_int_equal(f->nreqs, 6);
+    assert_int_equal(kiln_kube_discovery_resolve_resource(&ri, d, "", "v1", "namespaces", &err), 0);
+    assert_string_equal(ri.kind, "Namespace");
+    assert_false(ri.namespaced);
+    /* NULL is the core group too; the wrong version is a miss. */
+    assert_int_equal(kiln_kube_discovery_resolve_resource(&ri, d, NULL, "v1", "pods", &err), 0);
+    assert_true(ri.namespaced);
+    assert_int_equal(
+        kiln_kube_discovery_resolve_resource(&ri, d, "example.com", "v1beta1", "gadgets", &err),
+        KILN_ENOTFOUND);
+    assert_string_equal(err.msg, "the server does not serve gadgets in example.com/v1beta1");
+    assert_int_equal(f->nreqs, 6);
+    clk.now_ms += 10000;
+    push_discovery(f, true);
+    assert_int_equal(
+        kiln_kube_discovery_resolve_resource(&ri, d, "example.com", "v1beta1", "gadgets", &err), 0);
+    assert_string_equal(ri.kind, "Gadget");
+    assert_false(ri.namespaced);
+    assert_int_equal(f->nreqs, 12);
+    kiln_kube_discovery_free(d);
+    kiln_kube_client_free(c);
+}
+
 static void test_discovery__aggregated_v2_in_two_requests(void **state)
 {
     fake *f;
@@ -207,6 +245,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_discovery__resolves_kinds_and_refreshes_on_a_miss),
+        cmocka_unit_test(test_discovery__resolves_a_resource_to_its_kind_and_scope),
         cmocka_unit_test(test_discovery__aggregated_v2_in_two_requests),
         cmocka_unit_test(test_discovery__openapi_v3_cached_by_hash),
     };

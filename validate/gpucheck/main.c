@@ -52,7 +52,7 @@ typedef struct options {
 static const char usage[] =
     "usage: kiln-gpucheck [options]\n"
     "  --accelerator NAME      thresholds to judge against (h100, h200, a100, l40s, b200, ...);\n"
-    "                          default: guessed from the device name\n"
+    "                          default: guessed from the device name (with --simulate: HW)\n"
     "  --checks LIST           comma-separated: device,memory,hbm-bandwidth,gemm,pcie,p2p\n"
     "                          (default: all)\n"
     "  --expect-gpus N         the node must show exactly N GPUs (default: at least one)\n"
@@ -62,7 +62,8 @@ static const char usage[] =
     "  --thresholds PATH       thresholds file or directory (default: compiled in)\n"
     "  --termination-log PATH  where the summary goes (default: /dev/termination-log when\n"
     "                          writable)\n"
-    "  --simulate ACCEL        do not touch a GPU: report figures from the thresholds data\n"
+    "  --simulate HW           do not touch a GPU: report what healthy HW cards would show\n"
+    "                          (figures from HW's thresholds data), judged by --accelerator\n"
     "  --simulate-fail LIST    with --simulate: make these checks fail on the last GPU\n"
     "  --gpus N                with --simulate: number of GPUs (default: --expect-gpus, else 1)\n"
     "  --simulate-hang CHECK   with --simulate: hang in CHECK until the watchdog fires\n"
@@ -230,9 +231,6 @@ static int parse_args(options *o, int argc, char **argv, kiln_err *err)
     if (o->gpus && !o->simulate)
         return kiln_err_set(err, KILN_EINVAL,
                             "--gpus needs --simulate (a real run uses every visible GPU)");
-    if (o->simulate && o->accelerator)
-        return kiln_err_set(err, KILN_EINVAL,
-                            "--simulate names the accelerator; leave out --accelerator");
     if (o->fail_checks[0] && o->checks[0]) {
         for (const char **f = o->fail_checks; *f; f++) {
             bool found = false;
@@ -459,16 +457,23 @@ int main(int argc, char **argv)
         goto done;
     }
 
-    const char *requested = o.simulate ? o.simulate : o.accelerator;
-    const kiln_threshold_accel *acc = NULL;
-    if (requested) {
-        acc = kiln_thresholds_find(&cat, requested);
-        if (!acc) {
+    /* --simulate names the hardware that is simulated, --accelerator the
+     * thresholds it is judged by (default: its own), so a mismatch between
+     * the Job's accelerator and the node's cards can be played out. */
+    const char *requested = o.accelerator ? o.accelerator : o.simulate;
+    const kiln_threshold_accel *acc = NULL, *hw = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        const char *name = pass ? requested : o.simulate;
+        const kiln_threshold_accel **slot = pass ? &acc : &hw;
+        if (!name)
+            continue;
+        *slot = kiln_thresholds_find(&cat, name);
+        if (!*slot) {
             char why[KILN_ERR_MSG_MAX];
             snprintf(why, sizeof(why),
-                     "unknown accelerator \"%.64s\" (kiln-gpucheck --list-accelerators shows "
+                     "unknown accelerator \"%.64s\"%s (kiln-gpucheck --list-accelerators shows "
                      "the known ones)",
-                     requested);
+                     name, pass ? "" : " in --simulate");
             code = fail_to_run(&o, NULL, node, NULL, why);
             goto done;
         }
@@ -484,10 +489,14 @@ int main(int argc, char **argv)
             checks,
             o.fail_checks[0] ? o.fail_checks : NULL,
         };
-        if (kiln_validate_simulate(&doc, acc, &sopts, &err)) {
+        if (kiln_validate_simulate(&doc, hw, &sopts, &err)) {
             code = fail_to_run(&o, NULL, node, acc->name, err.msg);
             goto done;
         }
+        /* The document describes what is judged; the simulated cards stay
+         * visible in the GPU entries and here. */
+        json_object_set_new(doc, "accelerator", json_string(acc->name));
+        json_object_set_new(doc, "simulatedHardware", json_string(hw->name));
         if (o.simulate_hang) {
             /* Exercises the watchdog as a hung kernel would: the checks from
              * the hanging one on never report, and only the signal ends the
