@@ -127,6 +127,8 @@ int kiln_cmd_controller(int argc, char **argv)
             opts.leader_namespace = v;
         } else if (FLAG("--leader-election-id")) {
             opts.leader_id = v;
+        } else if (FLAG("--gpucheck-image")) {
+            opts.gpucheck_image = v;
         } else if (FLAG("--log-format")) {
             log_format = v;
         } else if (FLAG("--log-level")) {

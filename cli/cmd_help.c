@@ -96,7 +96,8 @@ static const help_entry entries[] = {
      "usage: kiln controller [--kubeconfig PATH] [--context NAME] [--workers N] [--install-crds]\n"
      "                       [--metrics-bind-address ADDR] [--health-probe-bind-address ADDR]\n"
      "                       [--namespace NS] [--leader-elect] [--leader-election-namespace NS]\n"
-     "                       [--leader-election-id NAME] [--log-format json|text]\n",
+     "                       [--leader-election-id NAME] [--gpucheck-image IMAGE]\n"
+     "                       [--log-format json|text]\n",
      "Watches every ResourceGraphDefinition and every instance of the kinds they\n"
      "define, and keeps each instance's children applied, in dependency order, with\n"
      "kstatus-shaped status. It connects through --kubeconfig, else $KUBECONFIG,\n"
@@ -122,6 +123,8 @@ static const help_entry entries[] = {
      "      --leader-election-namespace NS    namespace of the Lease (default:\n"
      "                                        --namespace, else the kubeconfig's)\n"
      "      --leader-election-id NAME         name of the Lease (default kiln-controller)\n"
+     "      --gpucheck-image IMAGE            image of GPU validation Jobs (default\n"
+     "                                        ghcr.io/kiln-dev/kiln-gpucheck:<version>)\n"
      "      --log-format FORMAT               json (default) or text\n"
      "\n"
      "Examples:\n"

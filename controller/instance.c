@@ -256,6 +256,32 @@ static void emit_state_event(kiln_manager *m, const json_t *inst, const json_t *
     kiln_xfree(text);
 }
 
+/* The user an RGD's spec.serviceAccountName makes kiln write children as,
+ * or NULL for kiln's own identity (new string). The account lives in the
+ * instance's namespace; a cluster-scoped instance's in the controller's. */
+static char *children_user(kiln_manager *m, const kiln_graph *g, const json_t *inst)
+{
+    const char *sa = g ? kiln_graph_service_account(g) : NULL;
+    if (!sa)
+        return NULL;
+    const char *ns = kiln_json_get_string(inst, "metadata.namespace");
+    if (!ns || !*ns)
+        ns = kiln_kube_client_config(m->client)->namespace;
+    return kiln_xasprintf("system:serviceaccount:%s:%s", ns && *ns ? ns : "default", sa);
+}
+
+/* Sends one child write as user (NULL: as kiln). */
+static int delete_as(kiln_manager *m, const char *user, const kiln_kube_ref *r,
+                     const kiln_kube_delete_opts *o, kiln_err *err)
+{
+    if (user && kiln_kube_impersonate(user, err) < 0)
+        return err ? err->code : KILN_EINVAL;
+    int rc = kiln_kube_delete(NULL, m->client, r, o, err);
+    if (user)
+        kiln_kube_impersonate(NULL, NULL);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* deletion                                                                   */
 
@@ -281,7 +307,7 @@ static int write_instance_status(kiln_manager *m, const kiln_kube_ref *iref, con
 }
 
 static int reconcile_delete(kiln_manager *m, const kiln_kube_ref *iref, json_t **inst,
-                            int64_t *requeue_ms, kiln_err *err)
+                            const char *user, int64_t *requeue_ms, kiln_err *err)
 {
     const char *uid = kiln_json_get_string(*inst, "metadata.uid");
     kiln_inventory inv;
@@ -360,7 +386,7 @@ static int reconcile_delete(kiln_manager *m, const kiln_kube_ref *iref, json_t *
                                kiln_json_get_string(o, "metadata.name"));
         kiln_kube_delete_opts dopts = {.propagation_policy = "Background",
                                        .precondition_uid = kiln_json_get_string(o, "metadata.uid")};
-        int drc = kiln_kube_delete(NULL, m->client, &r, &dopts, err);
+        int drc = delete_as(m, user, &r, &dopts, err);
         if (drc < 0 && drc != KILN_ENOTFOUND) {
             rc = drc;
             break;
@@ -407,6 +433,7 @@ typedef struct pass {
     char *validation_failed;
     char *validation_running;
     int64_t requeue_ms; /* > 0: come back after this long (validation deadlines) */
+    char *user;         /* children are written as this user (spec.serviceAccountName) */
 } pass;
 
 static int wave(pass *p, size_t node)
@@ -497,7 +524,11 @@ static int apply_item(pass *p, const kiln_render_node *rn, const json_t *item, j
             }
         }
         kiln_kube_ref r = kref(&cr, ns, name);
-        rc = kiln_kube_apply(out, p->m->client, &r, obj, KILN_FIELD_MANAGER, true, err);
+        rc = p->user ? kiln_kube_impersonate(p->user, err) : 0;
+        if (rc == 0)
+            rc = kiln_kube_apply(out, p->m->client, &r, obj, KILN_FIELD_MANAGER, true, err);
+        if (p->user)
+            kiln_kube_impersonate(NULL, NULL);
         if (rc == 0) {
             /* As the caches hold it: templates see the same object whether
              * it was observed through a watch or this response. */
@@ -576,8 +607,16 @@ static bool apply_render(pass *p, const kiln_render_result *r)
                 json_object_set_new(p->node_err, rn->id, json_string(err.msg));
                 KILN_LOG(KILN_LOG_WARN, "instance %s/%s node %s: %s",
                          p->iref.namespace ? p->iref.namespace : "", p->iref.name, rn->id, err.msg);
-                /* Invalid objects and conflicts do not heal by retrying. */
-                if (rc == KILN_EINVAL || rc == KILN_ECONFLICT) {
+                /* Invalid objects and conflicts do not heal by retrying; a
+                 * refusal (403: the RGD's service account, or kiln, may not
+                 * write it) needs someone to act, so it is Stalled too, but
+                 * retried with backoff so a granted role is picked up. */
+                bool forbidden = kiln_kube_last_status()->http == 403;
+                if (forbidden) {
+                    if (!p->stalled)
+                        p->stalled = kiln_xasprintf("%s: %s", rn->id, err.msg);
+                    p->fail_code = rc;
+                } else if (rc == KILN_EINVAL || rc == KILN_ECONFLICT) {
                     if (!p->stalled)
                         p->stalled = kiln_xasprintf("%s: %s", rn->id, err.msg);
                 } else {
@@ -755,7 +794,7 @@ static int prune(pass *p, const json_t *children, kiln_err *err)
                                        .precondition_uid = kiln_json_get_string(o, "metadata.uid")};
         KILN_LOG(KILN_LOG_INFO, "pruning %s %s (node %s)", kiln_json_get_string(o, "kind"),
                  kiln_json_get_string(o, "metadata.name"), label(o, KILN_LABEL_NODE));
-        int drc = kiln_kube_delete(NULL, p->m->client, &r, &dopts, err);
+        int drc = delete_as(p->m, p->user, &r, &dopts, err);
         if (drc < 0 && drc != KILN_ENOTFOUND) {
             rc = drc;
             break;
@@ -827,7 +866,8 @@ int kiln_instance_reconcile(kiln_worker *w, const char *rgd, const char *ns, con
             json_object_set(status, "resources", res);
         if (write_instance_status(m, &p.iref, p.inst, status, NULL) == 0)
             emit_state_event(m, p.inst, old_status, status);
-        rc = reconcile_delete(m, &p.iref, &p.inst, requeue_ms, err);
+        p.user = children_user(m, cg ? cg->g : NULL, p.inst);
+        rc = reconcile_delete(m, &p.iref, &p.inst, p.user, requeue_ms, err);
         goto out;
     }
 
@@ -837,6 +877,7 @@ int kiln_instance_reconcile(kiln_worker *w, const char *rgd, const char *ns, con
         goto write;
     }
     p.g = cg->g;
+    p.user = children_user(m, p.g, p.inst);
     if (kiln_instance_suspended(p.inst)) {
         in.suspended = true;
         goto write;
@@ -975,6 +1016,7 @@ out:
     kiln_xfree(p.stalled);
     kiln_xfree(p.retrying);
     kiln_xfree(p.uid);
+    kiln_xfree(p.user);
     kiln_xfree(not_ready);
     kiln_xfree(graph_error);
     return rc;

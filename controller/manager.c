@@ -332,46 +332,57 @@ static void ext_update(void *ctx, json_t *old_obj, json_t *obj)
     ext_event(ctx, obj);
 }
 
-json_t *kiln_manager_external_get(kiln_manager *m, const char *group, const char *version,
-                                  const char *resource, const char *ns, const char *name,
-                                  const char *inst_key)
+/* The synced informer of an external watch (key: what it watches), started
+ * on first use with o (its handlers' ctx is set here); its events queue
+ * inst_key (borrowed, copied) from now on. NULL when it could not start or
+ * sync within 10 s. */
+static kiln_kube_informer *external_watch(kiln_manager *m, const char *key,
+                                          kiln_kube_informer_opts *o, const char *inst_key)
 {
-    char *key =
-        kiln_xasprintf("%s/%s/%s/%s/%s", group ? group : "", version, resource, ns ? ns : "", name);
     pthread_mutex_lock(&m->lock);
     ext_watch *x = kiln_strmap_get(&m->externals, key);
     if (!x) {
         x = kiln_xcalloc(1, sizeof(*x));
         x->m = m;
         kiln_strmap_init(&x->keys);
-        char *field = kiln_xasprintf("metadata.name=%s", name);
-        kiln_kube_informer_opts o = {0};
-        o.ref.group = group;
-        o.ref.version = version;
-        o.ref.resource = resource;
-        o.ref.namespace = ns && *ns ? ns : NULL;
-        o.field_selector = field;
-        o.strip_managed_fields = true;
-        o.handlers.on_add = ext_event;
-        o.handlers.on_update = ext_update;
-        o.handlers.on_delete = ext_event;
-        o.handlers.ctx = x;
-        if (kiln_kube_informer_new(&x->inf, m->client, &o, NULL) < 0 ||
+        o->strip_managed_fields = true;
+        o->handlers.ctx = x;
+        if (kiln_kube_informer_new(&x->inf, m->client, o, NULL) < 0 ||
             kiln_kube_informer_start(x->inf, NULL) < 0) {
             kiln_kube_informer_free(x->inf);
             x->inf = NULL;
         }
-        kiln_xfree(field);
         kiln_strmap_put(&m->externals, key, x);
     }
     if (inst_key && !kiln_strmap_has(&x->keys, inst_key))
         kiln_strmap_put(&x->keys, inst_key, NULL);
     kiln_kube_informer *inf = x->inf;
     pthread_mutex_unlock(&m->lock);
-    kiln_xfree(key);
     if (!inf || !kiln_kube_informer_wait_synced(inf, 10000))
         return NULL;
-    return kiln_kube_informer_get(inf, ns && *ns ? ns : NULL, name);
+    return inf;
+}
+
+json_t *kiln_manager_external_get(kiln_manager *m, const char *group, const char *version,
+                                  const char *resource, const char *ns, const char *name,
+                                  const char *inst_key)
+{
+    char *key =
+        kiln_xasprintf("%s/%s/%s/%s/%s", group ? group : "", version, resource, ns ? ns : "", name);
+    char *field = kiln_xasprintf("metadata.name=%s", name);
+    kiln_kube_informer_opts o = {0};
+    o.ref.group = group;
+    o.ref.version = version;
+    o.ref.resource = resource;
+    o.ref.namespace = ns && *ns ? ns : NULL;
+    o.field_selector = field;
+    o.handlers.on_add = ext_event;
+    o.handlers.on_update = ext_update;
+    o.handlers.on_delete = ext_event;
+    kiln_kube_informer *inf = external_watch(m, key, &o, inst_key);
+    kiln_xfree(field);
+    kiln_xfree(key);
+    return inf ? kiln_kube_informer_get(inf, ns && *ns ? ns : NULL, name) : NULL;
 }
 
 /* A node's heartbeat (status.conditions times, images) is not a change
@@ -403,36 +414,17 @@ json_t *kiln_manager_nodes_list(kiln_manager *m, const char *label_selector, con
 {
     const char *sel = label_selector ? label_selector : "";
     char *key = kiln_xasprintf("/v1/nodes/?%s", sel);
-    pthread_mutex_lock(&m->lock);
-    ext_watch *x = kiln_strmap_get(&m->externals, key);
-    if (!x) {
-        x = kiln_xcalloc(1, sizeof(*x));
-        x->m = m;
-        kiln_strmap_init(&x->keys);
-        kiln_kube_informer_opts o = {0};
-        o.ref.version = "v1";
-        o.ref.resource = "nodes";
-        o.label_selector = *sel ? sel : NULL;
-        o.strip_managed_fields = true;
-        o.handlers.on_add = ext_event;
-        o.handlers.on_update = node_update;
-        o.handlers.on_delete = ext_event;
-        o.handlers.ctx = x;
-        if (kiln_kube_informer_new(&x->inf, m->client, &o, NULL) < 0 ||
-            kiln_kube_informer_start(x->inf, NULL) < 0) {
-            kiln_kube_informer_free(x->inf);
-            x->inf = NULL;
-        }
-        kiln_strmap_put(&m->externals, key, x);
-    }
-    if (inst_key && !kiln_strmap_has(&x->keys, inst_key))
-        kiln_strmap_put(&x->keys, inst_key, NULL);
-    kiln_kube_informer *inf = x->inf;
-    pthread_mutex_unlock(&m->lock);
+    kiln_kube_informer_opts o = {0};
+    o.ref.version = "v1";
+    o.ref.resource = "nodes";
+    o.label_selector = *sel ? sel : NULL;
+    o.handlers.on_add = ext_event;
+    o.handlers.on_update = node_update;
+    o.handlers.on_delete = ext_event;
+    kiln_kube_informer *inf = external_watch(m, key, &o, inst_key);
     kiln_xfree(key);
     json_t *list = NULL;
-    if (!inf || !kiln_kube_informer_wait_synced(inf, 10000) ||
-        kiln_kube_informer_list(&list, inf, NULL, NULL) < 0)
+    if (!inf || kiln_kube_informer_list(&list, inf, NULL, NULL) < 0)
         return NULL;
     return list;
 }

@@ -69,8 +69,8 @@ static char *known_accelerators(void)
 
 static int gpu_count(const json_t *node)
 {
-    const json_t *v = json_object_get(kiln_json_get_path(node, "status.allocatable"),
-                                      "nvidia.com/gpu");
+    const json_t *v =
+        json_object_get(kiln_json_get_path(node, "status.allocatable"), "nvidia.com/gpu");
     if (json_is_integer(v))
         return (int)json_integer_value(v);
     const char *s = json_string_value(v);
@@ -107,8 +107,7 @@ static void set_none(kiln_validation_selection *out, char *why)
     out->why_none = why;
 }
 
-void kiln_validation_select(kiln_validation_selection *out, const json_t *spec,
-                            const json_t *nodes)
+void kiln_validation_select(kiln_validation_selection *out, const json_t *spec, const json_t *nodes)
 {
     memset(out, 0, sizeof(*out));
     const json_t *sel = json_object_get(spec, "nodeSelector");
@@ -148,8 +147,8 @@ void kiln_validation_select(kiln_validation_selection *out, const json_t *spec,
         kiln_validation_target *t = &out->items[out->len++];
         t->node = kiln_xstrdup(name);
         t->gpus = want > 0 ? want : gpus;
-        const char *product = json_string_value(json_object_get(
-            kiln_json_get_path(n, "metadata.labels"), "nvidia.com/gpu.product"));
+        const char *product = json_string_value(
+            json_object_get(kiln_json_get_path(n, "metadata.labels"), "nvidia.com/gpu.product"));
         const kiln_threshold_accel *a = acc;
         if (!a && product)
             a = kiln_thresholds_find(cat, product);
@@ -182,7 +181,8 @@ void kiln_validation_select(kiln_validation_selection *out, const json_t *spec,
     if (out->len == 0) {
         if (has_selector) {
             char *s = kiln_validation_label_selector(spec, NULL);
-            set_none(out, kiln_xasprintf("no node matches the nodeSelector %s", s ? s : "(invalid)"));
+            set_none(out,
+                     kiln_xasprintf("no node matches the nodeSelector %s", s ? s : "(invalid)"));
             kiln_xfree(s);
         } else {
             set_none(out, kiln_xstrdup("no node advertises nvidia.com/gpu"));
@@ -243,8 +243,8 @@ char *kiln_validation_label_selector(const json_t *spec, kiln_err *err)
             const char *v = json_string_value(json_object_get(sel, keys[i]));
             if (!label_key_ok(keys[i]) || !v || !label_name_ok(v, strlen(v), true)) {
                 kiln_err_set(err, KILN_EINVAL,
-                             "validation.nodeSelector: \"%s\": \"%s\" is not a valid label", keys[i],
-                             v ? v : "(not a string)");
+                             "validation.nodeSelector: \"%s\": \"%s\" is not a valid label",
+                             keys[i], v ? v : "(not a string)");
                 kiln_xfree(keys);
                 kiln_buf_free(&b);
                 return NULL;
@@ -307,9 +307,8 @@ static char *checks_csv(const json_t *checks)
     kiln_buf_init(&b, 0);
     size_t i;
     json_t *c;
-    json_array_foreach(checks, i, c) kiln_buf_printf(&b, NULL, "%s%s", i ? "," : "",
-                                                      json_string_value(c) ? json_string_value(c)
-                                                                           : "");
+    json_array_foreach(checks, i, c) kiln_buf_printf(
+        &b, NULL, "%s%s", i ? "," : "", json_string_value(c) ? json_string_value(c) : "");
     return kiln_buf_steal(&b);
 }
 
@@ -344,18 +343,17 @@ json_t *kiln_validation_job(const kiln_validation_run *run, const char *name, co
     json_t *container = json_pack(
         "{s:s, s:s, s:[s], s:o, s:[{s:s, s:{s:{s:s}}}], s:{s:{s:s}, s:{s:s}}, s:s, s:s, "
         "s:{s:b, s:b, s:b, s:{s:[s]}}}",
-        "name", "gpucheck", "image", run->image, "command", "/usr/local/bin/kiln-gpucheck",
-        "args", args, "env", "name", "NODE_NAME", "valueFrom", "fieldRef", "fieldPath",
-        "spec.nodeName", "resources", "limits", "nvidia.com/gpu", gpus, "requests",
-        "nvidia.com/gpu", gpus, "terminationMessagePath", "/dev/termination-log",
-        "terminationMessagePolicy", "File", "securityContext",
-        "allowPrivilegeEscalation", 0, "readOnlyRootFilesystem", 1, "runAsNonRoot", 1,
-        "capabilities", "drop", "ALL");
+        "name", "gpucheck", "image", run->image, "command", "/usr/local/bin/kiln-gpucheck", "args",
+        args, "env", "name", "NODE_NAME", "valueFrom", "fieldRef", "fieldPath", "spec.nodeName",
+        "resources", "limits", "nvidia.com/gpu", gpus, "requests", "nvidia.com/gpu", gpus,
+        "terminationMessagePath", "/dev/termination-log", "terminationMessagePolicy", "File",
+        "securityContext", "allowPrivilegeEscalation", 0, "readOnlyRootFilesystem", 1,
+        "runAsNonRoot", 1, "capabilities", "drop", "ALL");
     json_t *pod_spec = json_pack(
-        "{s:s, s:s, s:s, s:b, s:[{s:s}], s:{s:{s:s}}, s:[o]}", "restartPolicy", "Never",
-        "nodeName", run->node, "serviceAccountName", KILN_GPUCHECK_SERVICE_ACCOUNT,
-        "automountServiceAccountToken", 0, "tolerations", "operator", "Exists",
-        "securityContext", "seccompProfile", "type", "RuntimeDefault", "containers", container);
+        "{s:s, s:s, s:s, s:b, s:[{s:s}], s:{s:{s:s}}, s:[o]}", "restartPolicy", "Never", "nodeName",
+        run->node, "serviceAccountName", KILN_GPUCHECK_SERVICE_ACCOUNT,
+        "automountServiceAccountToken", 0, "tolerations", "operator", "Exists", "securityContext",
+        "seccompProfile", "type", "RuntimeDefault", "containers", container);
     json_t *md = json_pack("{s:s, s:o}", "name", name, "labels", lab);
     if (run->instance_namespace && *run->instance_namespace)
         json_object_set_new(md, "namespace", json_string(run->instance_namespace));
@@ -363,9 +361,8 @@ json_t *kiln_validation_job(const kiln_validation_run *run, const char *name, co
         json_object_set_new(md, "ownerReferences", json_pack("[O]", owner));
     return json_pack("{s:s, s:s, s:o, s:{s:i, s:I, s:i, s:{s:{s:o}, s:o}}}", "apiVersion",
                      "batch/v1", "kind", "Job", "metadata", md, "spec", "backoffLimit", 0,
-                     "activeDeadlineSeconds", (json_int_t)run->timeout_s,
-                     "ttlSecondsAfterFinished", 86400, "template", "metadata", "labels",
-                     pod_labels, "spec", pod_spec);
+                     "activeDeadlineSeconds", (json_int_t)run->timeout_s, "ttlSecondsAfterFinished",
+                     86400, "template", "metadata", "labels", pod_labels, "spec", pod_spec);
 }
 
 int64_t kiln_validation_parse_time(const char *s)
@@ -520,21 +517,18 @@ json_t *kiln_validation_node_result(const kiln_validation_run *run, const char *
     } else if (job_condition(job, "Failed")) {
         const json_t *c = job_condition(job, "Failed");
         char *ps = pod_state(pod);
-        reason = kiln_xasprintf("node %s: Job %s failed (%s: %s); %s", run->node, job_name,
-                                kiln_json_get_string(c, "reason") ? kiln_json_get_string(c, "reason")
-                                                                  : "no reason",
-                                kiln_json_get_string(c, "message")
-                                    ? kiln_json_get_string(c, "message")
-                                    : "",
-                                ps);
+        reason = kiln_xasprintf(
+            "node %s: Job %s failed (%s: %s); %s", run->node, job_name,
+            kiln_json_get_string(c, "reason") ? kiln_json_get_string(c, "reason") : "no reason",
+            kiln_json_get_string(c, "message") ? kiln_json_get_string(c, "message") : "", ps);
         kiln_xfree(ps);
     } else if (job_condition(job, "Complete")) {
         reason = kiln_xasprintf("node %s: Job %s completed but its pod is gone; set %s to run it "
                                 "again",
                                 run->node, job_name, KILN_ANN_REVALIDATE);
     } else {
-        int64_t created = kiln_validation_parse_time(
-            kiln_json_get_string(job, "metadata.creationTimestamp"));
+        int64_t created =
+            kiln_validation_parse_time(kiln_json_get_string(job, "metadata.creationTimestamp"));
         int64_t deadline = (created >= 0 ? created : now) + run->timeout_s + DEADLINE_GRACE_S;
         char *ps = pod_state(pod);
         if (now >= deadline) {
@@ -631,10 +625,10 @@ static const json_t *previous_result(const json_t *previous, const char *node, c
 static int apply_service_account(kiln_manager *m, const char *ns, kiln_err *err)
 {
     /* No Role or RoleBinding: the checks need no API access at all. */
-    json_t *sa = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:b}", "apiVersion", "v1", "kind",
-                           "ServiceAccount", "metadata", "name", KILN_GPUCHECK_SERVICE_ACCOUNT,
-                           "namespace", ns, "labels", KILN_LABEL_MANAGED_BY, "kiln",
-                           "automountServiceAccountToken", 0);
+    json_t *sa =
+        json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:b}", "apiVersion", "v1", "kind",
+                  "ServiceAccount", "metadata", "name", KILN_GPUCHECK_SERVICE_ACCOUNT, "namespace",
+                  ns, "labels", KILN_LABEL_MANAGED_BY, "kiln", "automountServiceAccountToken", 0);
     kiln_kube_ref r = {.version = "v1",
                        .resource = "serviceaccounts",
                        .namespace = ns,
@@ -660,8 +654,8 @@ static json_t *instance_labels(const json_t *inst, const char *rgd)
 static void delete_old_jobs(kiln_manager *m, kiln_kube_informer *jobs, const char *uid,
                             const char *node_id, const json_t *keep)
 {
-    char *sel = kiln_xasprintf("%s=%s,%s=%s", KILN_LABEL_INSTANCE_UID, uid, KILN_LABEL_VALIDATION,
-                               node_id);
+    char *sel =
+        kiln_xasprintf("%s=%s,%s=%s", KILN_LABEL_INSTANCE_UID, uid, KILN_LABEL_VALIDATION, node_id);
     json_t *list = NULL;
     if (kiln_kube_informer_list(&list, jobs, sel, NULL) == 0) {
         size_t i;
@@ -752,8 +746,8 @@ void kiln_validation_step(kiln_manager *m, const json_t *inst, const char *rgd, 
                       kiln_json_get_string(inst, "apiVersion"), "kind",
                       kiln_json_get_string(inst, "kind"), "name", name, "uid", uid, "controller", 1,
                       "blockOwnerDeletion", 1);
-    const char *revalidate = json_string_value(json_object_get(
-        kiln_json_get_path(inst, "metadata.annotations"), KILN_ANN_REVALIDATE));
+    const char *revalidate = json_string_value(
+        json_object_get(kiln_json_get_path(inst, "metadata.annotations"), KILN_ANN_REVALIDATE));
     int64_t generation = json_integer_value(kiln_json_get_path(inst, "metadata.generation"));
     int64_t timeout_s = json_integer_value(json_object_get(spec, "timeoutSeconds"));
     if (timeout_s <= 0)
@@ -808,17 +802,18 @@ void kiln_validation_step(kiln_manager *m, const json_t *inst, const char *rgd, 
                 if (rc == KILN_ECONFLICT)
                     rc = 0; /* created meanwhile: its events will come */
             }
-            json_t *e = json_pack("{s:s, s:s, s:b, s:b, s:i, s:[]}", "name", t->node, "result",
-                                  "running", "passed", 0, "simulated", 0, "gpus", t->gpus,
-                                  "checks");
+            json_t *e =
+                json_pack("{s:s, s:s, s:b, s:b, s:i, s:[]}", "name", t->node, "result", "running",
+                          "passed", 0, "simulated", 0, "gpus", t->gpus, "checks");
             if (rc == 0) {
                 KILN_LOG(KILN_LOG_INFO, "instance %s/%s: validation Job %s/%s on node %s",
                          ns ? ns : "", name, job_ns, jname, t->node);
                 json_object_set_new(e, "reason",
                                     json_sprintf("node %s: Job %s created", t->node, jname));
             } else {
-                json_object_set_new(e, "reason", json_sprintf("node %s: cannot create Job %s: %s",
-                                                              t->node, jname, cerr.msg));
+                json_object_set_new(
+                    e, "reason",
+                    json_sprintf("node %s: cannot create Job %s: %s", t->node, jname, cerr.msg));
                 lower_requeue(out, 5000);
             }
             json_object_set_new(e, "accelerator", json_string(t->accelerator));

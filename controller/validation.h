@@ -85,7 +85,7 @@ typedef struct kiln_validation_run {
     const json_t *checks;    /* array of check names */
     int gpus;
     int64_t timeout_s;
-    int64_t generation; /* the instance's metadata.generation */
+    int64_t generation;     /* the instance's metadata.generation */
     const char *revalidate; /* the annotation's value, or NULL */
     const char *image;
 } kiln_validation_run;

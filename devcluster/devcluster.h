@@ -56,6 +56,18 @@ const char *kiln_devcluster_token(const kiln_devcluster *dc);
 /* Stops listening, ends every watch, joins threads and frees everything. NULL ok. */
 void kiln_devcluster_stop(kiln_devcluster *dc);
 
+/* The impersonation headers of one request, as sent (borrowed). Any of them
+ * makes the request run as the impersonated user, under RBAC (devcluster/authz.c). */
+typedef struct kiln_devcluster_impersonation {
+    const char *user;          /* Impersonate-User, or NULL */
+    const char *uid;           /* Impersonate-Uid, or NULL */
+    const char *const *groups; /* each Impersonate-Group value */
+    size_t ngroups;
+    const char *const *extra; /* 2 * nextra strings: key (after "Impersonate-Extra-", any
+                                 case, still percent-encoded), value */
+    size_t nextra;
+} kiln_devcluster_impersonation;
+
 /* One request, in-process. Strings are borrowed for the call. */
 typedef struct kiln_devcluster_request {
     const char *method;
@@ -70,6 +82,9 @@ typedef struct kiln_devcluster_request {
     size_t body_len;
     bool body_too_large; /* the transport dropped a body over the limit */
     bool loopback;       /* the peer is 127.0.0.1 / ::1 */
+    /* NULL when the request carries no Impersonate-* header (the common case:
+     * the caller acts as cluster-admin and nothing is authorized). */
+    const kiln_devcluster_impersonation *impersonate;
 } kiln_devcluster_request;
 
 typedef struct kiln_devcluster_response {

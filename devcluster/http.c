@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -105,6 +106,50 @@ static void stream_free(void *cls)
     kiln_xfree(s);
 }
 
+/* Impersonate-* headers of one request; pointers into MHD's header storage. */
+typedef struct imp_headers {
+    kiln_devcluster_impersonation imp;
+    const char **groups, **extra;
+    size_t capg, cape;
+    bool any;
+} imp_headers;
+
+static enum MHD_Result collect_impersonation(void *cls, enum MHD_ValueKind kind, const char *key,
+                                             const char *value)
+{
+    (void)kind;
+    imp_headers *h = cls;
+    if (strncasecmp(key, "Impersonate-", 12))
+        return MHD_YES;
+    const char *rest = key + 12;
+    value = value ? value : "";
+    if (!strcasecmp(rest, "User")) {
+        if (!h->imp.user) /* http.Header.Get: the first value */
+            h->imp.user = value;
+    } else if (!strcasecmp(rest, "Uid")) {
+        if (!h->imp.uid)
+            h->imp.uid = value;
+    } else if (!strcasecmp(rest, "Group")) {
+        if (h->imp.ngroups == h->capg) {
+            h->capg = h->capg ? 2 * h->capg : 4;
+            h->groups = kiln_xrealloc(h->groups, h->capg * sizeof *h->groups);
+        }
+        h->groups[h->imp.ngroups++] = value;
+    } else if (!strncasecmp(rest, "Extra-", 6)) {
+        if (2 * h->imp.nextra + 2 > h->cape) {
+            h->cape = h->cape ? 2 * h->cape : 8;
+            h->extra = kiln_xrealloc(h->extra, h->cape * sizeof *h->extra);
+        }
+        h->extra[2 * h->imp.nextra] = rest + 6;
+        h->extra[2 * h->imp.nextra + 1] = value;
+        h->imp.nextra++;
+    } else {
+        return MHD_YES;
+    }
+    h->any = true;
+    return MHD_YES;
+}
+
 static bool is_loopback(struct MHD_Connection *c)
 {
     const union MHD_ConnectionInfo *ci =
@@ -161,9 +206,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .body_too_large = cc->too_large,
         .loopback = is_loopback(conn),
     };
+    imp_headers imp = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_impersonation, &imp);
+    if (imp.any) {
+        imp.imp.groups = imp.groups;
+        imp.imp.extra = imp.extra;
+        req.impersonate = &imp.imp;
+    }
     kiln_devcluster_response resp;
     kiln_devcluster_response_init(&resp);
     kiln_devcluster_handle(dc, &req, &resp);
+    kiln_xfree(imp.groups);
+    kiln_xfree(imp.extra);
     if (resp.delay_ms > 0) {
         struct timespec d = {resp.delay_ms / 1000, (long)(resp.delay_ms % 1000) * 1000000L};
         nanosleep(&d, NULL);

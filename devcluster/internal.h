@@ -326,6 +326,14 @@ int64_t kiln_dc_jobs_tick(kiln_devcluster *dc);
 /* Kills and reaps every process, removes their files, frees the module. */
 void kiln_dc_jobs_stop(kiln_devcluster *dc);
 
+/* ---- authz.c: impersonation and RBAC ---- */
+/* Runs a request that carries Impersonate-* headers (req->impersonate non-NULL)
+ * as the impersonated user and authorizes it with the stored RBAC objects.
+ * False when resp holds the refusal (403 Forbidden; 500 for groups, extras or
+ * a uid without a user, as kube-apiserver). Under dc->mu. */
+bool kiln_dc_authz_check(kiln_devcluster *dc, const kiln_devcluster_request *req,
+                         kiln_devcluster_response *resp);
+
 /* ---- faults.c ---- */
 bool kiln_dc_faults_handle(kiln_devcluster *dc, const kiln_devcluster_request *req,
                            kiln_devcluster_response *resp);

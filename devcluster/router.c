@@ -1385,6 +1385,15 @@ void kiln_devcluster_handle(kiln_devcluster *dc, const kiln_devcluster_request *
         kiln_dc_status(resp, 401, "Unauthorized", NULL, "Unauthorized");
         return;
     }
+    /* Impersonation: the caller (cluster-admin) becomes someone RBAC governs.
+     * Without Impersonate-* headers nothing is authorized: one branch. */
+    if (req->impersonate) {
+        pthread_mutex_lock(&dc->mu);
+        bool allowed = kiln_dc_authz_check(dc, req, resp);
+        pthread_mutex_unlock(&dc->mu);
+        if (!allowed)
+            return;
+    }
     if (req->body_too_large) {
         kiln_dc_status(resp, 413, "RequestEntityTooLarge", NULL,
                        "Request entity too large: limit is %zu", dc->opts.max_body);

@@ -341,6 +341,11 @@ bool kiln_graph_cluster_scoped(const kiln_graph *g)
     return g->cluster;
 }
 
+const char *kiln_graph_service_account(const kiln_graph *g)
+{
+    return g->service_account;
+}
+
 const json_t *kiln_graph_crd(const kiln_graph *g)
 {
     return g->crd;

@@ -111,6 +111,9 @@ const char *kiln_graph_version(const kiln_graph *g); /* spec.schema.apiVersion, 
 /* "kiln.dev/v1alpha1": the apiVersion instances carry. */
 const char *kiln_graph_api_version(const kiln_graph *g);
 bool kiln_graph_cluster_scoped(const kiln_graph *g); /* spec.schema.scope == Cluster */
+/* spec.serviceAccountName: the ServiceAccount whose rights the controller
+ * uses to write the children (by impersonation), or NULL for its own. */
+const char *kiln_graph_service_account(const kiln_graph *g);
 
 /* The synthesized CustomResourceDefinition of the kind (borrowed). */
 const json_t *kiln_graph_crd(const kiln_graph *g);

@@ -110,6 +110,7 @@ struct kiln_graph {
     char *api_version;
     bool cluster;
     const char *helpers;         /* spec.lua, borrowed; may be NULL */
+    const char *service_account; /* spec.serviceAccountName, borrowed; may be NULL */
     kiln_lua_names helper_names; /* what the helpers declare and read */
 
     json_t *spec_schema;   /* OpenAPI of the instance spec */

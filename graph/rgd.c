@@ -603,11 +603,29 @@ static void parse_resource(kiln_graph *g, size_t i, json_t *res, kiln_errs *errs
     n->valid = ok;
 }
 
+/* A DNS-1123 subdomain: what a ServiceAccount's name must be. */
+static bool sa_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && c != '-' && c != '.')
+            return false;
+        if ((i == 0 || i == n - 1) && !alnum)
+            return false;
+    }
+    return true;
+}
+
 int kiln_rgd_parse(kiln_graph *g, const json_t *rgd, kiln_errs *errs)
 {
     static const char *const top_fields[] = {"apiVersion", "kind",   "metadata",
                                              "spec",       "status", NULL};
-    static const char *const spec_fields[] = {"schema", "lua", "resources", NULL};
+    static const char *const spec_fields[] = {"schema", "lua", "resources", "serviceAccountName",
+                                              NULL};
     size_t before = errs->len;
     bool ok = true;
     const char *s;
@@ -647,6 +665,14 @@ int kiln_rgd_parse(kiln_graph *g, const json_t *rgd, kiln_errs *errs)
     check_fields(errs, "spec", spec, spec_fields);
     parse_schema(g, json_object_get(spec, "schema"), errs);
     g->helpers = get_string(errs, "spec", spec, "lua", false, &ok);
+    g->service_account = get_string(errs, "spec", spec, "serviceAccountName", false, &ok);
+    if (g->service_account && !sa_name_ok(g->service_account)) {
+        kiln_errs_add(errs, KILN_EINVAL,
+                      "spec.serviceAccountName: \"%s\" is not a valid ServiceAccount name (a "
+                      "DNS-1123 subdomain: lowercase letters, digits, '-' and '.', at most 253)",
+                      g->service_account);
+        g->service_account = NULL;
+    }
 
     v = json_object_get(spec, "resources");
     if (v && !json_is_array(v)) {

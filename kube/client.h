@@ -137,6 +137,13 @@ typedef struct kiln_kube_status {
 } kiln_kube_status;
 
 const kiln_kube_status *kiln_kube_last_status(void);
+
+/* From now on, every request the calling thread sends (through any client)
+ * carries "Impersonate-User: user" in place of the config's impersonation;
+ * NULL or "" stops it. For writes made on behalf of someone else (an RGD's
+ * spec.serviceAccountName); the caller must hold `impersonate` on that
+ * user. KILN_EINVAL for a name with control characters or over 280 bytes. */
+int kiln_kube_impersonate(const char *user, kiln_err *err);
 /* 410 Gone / reason Expired from the last call: the resourceVersion or
  * continue token is too old; relist (API conventions). */
 bool kiln_kube_last_expired(void);

@@ -56,41 +56,6 @@ start_controller() {
     exit 1
 }
 
-# poll <seconds> <command...>: retries until the command succeeds.
-poll() {
-    local t=$1
-    shift
-    local end=$((SECONDS + t))
-    while [ $SECONDS -lt "$end" ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-# poll_eq <seconds> <expected> <command...>: reruns the command until it
-# prints the expected text.
-poll_eq() {
-    local t=$1 want=$2
-    shift 2
-    local end=$((SECONDS + t))
-    while [ $SECONDS -lt "$end" ]; do
-        [ "$("$@" 2>/dev/null)" = "$want" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-# poll_sh <seconds> <shell code>: evaluates the code until it succeeds.
-poll_sh() {
-    local t=$1
-    local end=$((SECONDS + t))
-    while [ $SECONDS -lt "$end" ]; do
-        eval "$2" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    return 1
-}
 count_children() { kubectl get cm -n apps -l "kiln.dev/instance-name=$1" -o name | wc -l; }
 inventory_mentions() {
     kubectl get testapp "$1" -n apps -o 'jsonpath={.metadata.annotations.kiln\.dev/inventory}' | grep -c "$2"

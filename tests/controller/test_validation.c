@@ -20,10 +20,10 @@
 
 static json_t *node(const char *name, int gpus, const char *product, bool ready)
 {
-    json_t *n = json_pack("{s:s, s:s, s:{s:s, s:{}}, s:{s:{}, s:[{s:s, s:s}]}}", "apiVersion", "v1",
-                          "kind", "Node", "metadata", "name", name, "labels", "status",
-                          "allocatable", "conditions", "type", "Ready", "status",
-                          ready ? "True" : "False");
+    json_t *n =
+        json_pack("{s:s, s:s, s:{s:s, s:{}}, s:{s:{}, s:[{s:s, s:s}]}}", "apiVersion", "v1", "kind",
+                  "Node", "metadata", "name", name, "labels", "status", "allocatable", "conditions",
+                  "type", "Ready", "status", ready ? "True" : "False");
     if (gpus) {
         char g[8];
         snprintf(g, sizeof(g), "%d", gpus);
@@ -52,9 +52,9 @@ static json_t *spec(const char *extra_json)
 static void test_validation__selects_gpu_nodes_sorted_with_their_accelerator(void **state)
 {
     (void)state;
-    json_t *nodes = json_pack("[o,o,o]", node("gpu-b", 8, "NVIDIA-H100-80GB-HBM3", true),
-                              node("cpu-a", 0, NULL, true),
-                              node("gpu-a", 4, "NVIDIA-H100-80GB-HBM3", true));
+    json_t *nodes =
+        json_pack("[o,o,o]", node("gpu-b", 8, "NVIDIA-H100-80GB-HBM3", true),
+                  node("cpu-a", 0, NULL, true), node("gpu-a", 4, "NVIDIA-H100-80GB-HBM3", true));
     json_t *sp = spec(NULL);
     kiln_validation_selection sel;
     kiln_validation_select(&sel, sp, nodes);
@@ -223,9 +223,8 @@ static void test_validation__job_shape(void **state)
     json_t *job = kiln_validation_job(&r, "llama-gpucheck-0123456789", "0123456789", labels, owner);
     assert_string_equal(kiln_json_get_string(job, "apiVersion"), "batch/v1");
     assert_string_equal(kiln_json_get_string(job, "metadata.namespace"), "team-a");
-    assert_string_equal(json_string_value(
-                            json_object_get(kiln_json_get_path(job, "metadata.labels"),
-                                            "kiln.dev/validation")),
+    assert_string_equal(json_string_value(json_object_get(
+                            kiln_json_get_path(job, "metadata.labels"), "kiln.dev/validation")),
                         "gpuCheck");
     assert_int_equal(json_integer_value(kiln_json_get_path(job, "spec.backoffLimit")), 0);
     assert_int_equal(json_integer_value(kiln_json_get_path(job, "spec.activeDeadlineSeconds")),
@@ -245,14 +244,15 @@ static void test_validation__job_shape(void **state)
     assert_string_equal(args, "[\"--accelerator\",\"h100-sxm\",\"--checks\",\"device,gemm\","
                               "\"--expect-gpus\",\"8\",\"--timeout\",\"10\",\"--compact\"]");
     free(args);
-    assert_string_equal(json_string_value(json_object_get(
-                            kiln_json_get_path(c, "resources.limits"), "nvidia.com/gpu")), "8");
+    assert_string_equal(json_string_value(json_object_get(kiln_json_get_path(c, "resources.limits"),
+                                                          "nvidia.com/gpu")),
+                        "8");
     assert_string_equal(kiln_json_get_string(c, "image"), "ghcr.io/kiln-dev/kiln-gpucheck:0.1.0");
     assert_true(json_is_false(kiln_json_get_path(c, "securityContext.allowPrivilegeEscalation")));
-    assert_string_equal(
-        kiln_json_get_string(json_array_get(json_object_get(c, "env"), 0), "valueFrom.fieldRef."
-                                                                           "fieldPath"),
-        "spec.nodeName");
+    assert_string_equal(kiln_json_get_string(json_array_get(json_object_get(c, "env"), 0),
+                                             "valueFrom.fieldRef."
+                                             "fieldPath"),
+                        "spec.nodeName");
     json_decref(job);
 
     /* A short deadline shrinks each check's bound. */
@@ -302,8 +302,9 @@ static json_t *job_obj(const char *created, const char *cond_type, const char *r
     if (cond_type)
         json_object_set_new(json_object_get(j, "status"), "conditions",
                             json_pack("[{s:s, s:s, s:s, s:s}]", "type", cond_type, "status", "True",
-                                      "reason", reason, "message", "Job was active longer than "
-                                                                   "specified deadline"));
+                                      "reason", reason, "message",
+                                      "Job was active longer than "
+                                      "specified deadline"));
     return j;
 }
 

@@ -11,32 +11,9 @@ SRC=${KILN_SOURCE_DIR:-$(cd "$HERE/../.." && pwd)}
 FIX="$HERE/fixtures"
 # shellcheck source=../devcluster/lib.sh
 . "$SRC/tests/devcluster/lib.sh"
-CTL_PID=""
+# shellcheck source=ctl.sh
+. "$HERE/ctl.sh"
 
-cleanup() {
-    if [ -n "$CTL_PID" ]; then
-        kill -TERM "$CTL_PID" 2>/dev/null
-        wait "$CTL_PID" 2>/dev/null
-    fi
-    stop_server
-    if [ "$FAILS" -ne 0 ]; then
-        echo "--- controller log (last 40 lines)" >&2
-        tail -40 "$WORK/ctl.err" >&2
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-poll_eq() {
-    local t=$1 want=$2
-    shift 2
-    local end=$((SECONDS + t))
-    while [ $SECONDS -lt "$end" ]; do
-        [ "$("$@" 2>/dev/null)" = "$want" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 jp() { kubectl get validatedapp "$1" -n gpu -o "jsonpath=$2" 2>/dev/null; }
 cond() { jp "$1" "{.status.conditions[?(@.type==\"$2\")].$3}"; }
 jobs_of() {
@@ -50,9 +27,7 @@ job_names() {
 
 # Two good H100 nodes, one slow one, one that never runs pods.
 start_server --simulate-gpus "h100x2:2,h100x2:1:slow,h100x2:1:notready"
-"$KILN" controller --kubeconfig "$KUBECONFIG" --workers 2 --log-format json --log-level info \
-    --install-crds --metrics-bind-address 0 --health-probe-bind-address 0 2>>"$WORK/ctl.err" &
-CTL_PID=$!
+start_kiln_controller --gpucheck-image registry.example.com/gpu/kiln-gpucheck:test
 
 nodes=$(kubectl get nodes -o name | sed 's|node/||' | sort | tr '\n' ' ')
 expect_eq "simulated nodes" "$nodes" \
@@ -106,6 +81,9 @@ expect_eq "the dependent reads the node list" \
 sa=$(kubectl get job -n gpu "$(job_names good | cut -d' ' -f1)" \
     -o 'jsonpath={.spec.template.spec.serviceAccountName}/{.spec.template.spec.automountServiceAccountToken}')
 expect_eq "Jobs run as their own ServiceAccount without a token" "$sa" "kiln-gpucheck/false"
+expect_eq "Jobs use --gpucheck-image" \
+    "$(kubectl get job -n gpu "$(job_names good | cut -d' ' -f1)" -o 'jsonpath={.spec.template.spec.containers[0].image}')" \
+    "registry.example.com/gpu/kiln-gpucheck:test"
 expect_eq "that ServiceAccount has no bindings" \
     "$(kubectl get rolebindings,clusterrolebindings -A -o json |
         python3 -c 'import json,sys; print(sum(1 for i in json.load(sys.stdin)["items"] for s in i.get("subjects") or [] if s.get("name")=="kiln-gpucheck"))')" \
@@ -189,11 +167,5 @@ echo "== test_deleting_the_instance_deletes_its_jobs"
 kubectl delete validatedapp good -n gpu --timeout=60s >/dev/null || fail "delete"
 poll_eq 30 "" jobs_of good || fail "Jobs left after deletion: $(jobs_of good)"
 
-# SIGTERM drains and exits 0 (under ASan, a leak would make it non-zero).
-kill -TERM "$CTL_PID"
-rc=0
-wait "$CTL_PID" || rc=$?
-CTL_PID=""
-expect_eq "controller exit status after SIGTERM" "$rc" "0"
-[ "$rc" = 0 ] || tail -30 "$WORK/ctl.err" >&2
+stop_kiln_controller
 finish

@@ -4,7 +4,8 @@
 usage: check_deploy.py SOURCE_DIR CHECK [ARGS]
 
   kustomize VERSION   deploy/ renders with `kubectl kustomize` (base, the
-                      unrestricted overlay, the servicemonitor component);
+                      unrestricted overlay, the servicemonitor and rgd-service-accounts
+                      components);
                       deploy/kiln.yaml is that render; the CRD copy matches
                       crds/; the Deployment has the controller's flags, probes,
                       ports and the restricted security context; the image tag
@@ -67,6 +68,16 @@ def flag_value(args, flag):
         if a.startswith(flag + "="):
             return a.split("=", 1)[1]
     return None
+
+
+def with_component(deploy, name):
+    """deploy/ rendered with one of its components, the way a user adds it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rel = os.path.relpath(deploy, tmp)
+        with open(os.path.join(tmp, "kustomization.yaml"), "w") as f:
+            f.write("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                    f"resources:\n- {rel}\ncomponents:\n- {rel}/components/{name}\n")
+        return docs(kustomize(tmp))
 
 
 def check_kustomize(src, version):
@@ -164,12 +175,7 @@ def check_kustomize(src, version):
         fail("overlays/unrestricted should be the base plus one ClusterRole")
 
     # The ServiceMonitor component, the way a user adds it.
-    with tempfile.TemporaryDirectory() as tmp:
-        rel = os.path.relpath(deploy, tmp)
-        with open(os.path.join(tmp, "kustomization.yaml"), "w") as f:
-            f.write("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-                    f"resources:\n- {rel}\ncomponents:\n- {rel}/components/servicemonitor\n")
-        withsm = docs(kustomize(tmp))
+    withsm = with_component(deploy, "servicemonitor")
     sm = find(withsm, "ServiceMonitor", "kiln-controller")
     if not sm:
         fail("components/servicemonitor adds no ServiceMonitor")
@@ -179,6 +185,18 @@ def check_kustomize(src, version):
             fail("the ServiceMonitor does not select the metrics Service")
         if sm["spec"]["endpoints"][0].get("port") != "metrics":
             fail("the ServiceMonitor must scrape the port named metrics")
+
+    # The per-RGD service account component: impersonation, aggregated into
+    # the controller's rules, and nothing else.
+    withsa = with_component(deploy, "rgd-service-accounts")
+    imp = find(withsa, "ClusterRole", "kiln-impersonate-rgd-service-accounts")
+    if not imp or imp["rules"] != [{"apiGroups": [""], "resources": ["serviceaccounts"],
+                                    "verbs": ["impersonate"]}] \
+            or imp["metadata"]["labels"].get("rbac.kiln.dev/aggregate-to-controller") != "true":
+        fail("components/rgd-service-accounts: no aggregated ClusterRole granting only "
+             "impersonate on serviceaccounts")
+    if len(withsa) != len(objs) + 1:
+        fail("components/rgd-service-accounts should add one ClusterRole")
 
 
 # --------------------------------------------------------------------- rbac

@@ -44,6 +44,42 @@ expect_match() {
     fi
 }
 
+# poll <seconds> <command...>: retries until the command succeeds.
+poll() {
+    local t=$1
+    shift
+    local end=$((SECONDS + t))
+    while [ $SECONDS -lt "$end" ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# poll_eq <seconds> <expected> <command...>: reruns the command until it
+# prints the expected text.
+poll_eq() {
+    local t=$1 want=$2
+    shift 2
+    local end=$((SECONDS + t))
+    while [ $SECONDS -lt "$end" ]; do
+        [ "$("$@" 2>/dev/null)" = "$want" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# poll_sh <seconds> <shell code>: evaluates the code until it succeeds.
+poll_sh() {
+    local t=$1
+    local end=$((SECONDS + t))
+    while [ $SECONDS -lt "$end" ]; do
+        eval "$2" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # start_server [flags...]: starts the dev cluster on a free port, sets URL,
 # KUBECONFIG and SERVER_PID, and waits until /readyz answers.
 start_server() {

@@ -47,16 +47,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-poll_eq() {
-    local t=$1 want=$2
-    shift 2
-    local end=$((SECONDS + t))
-    while [ $SECONDS -lt "$end" ]; do
-        [ "$("$@" 2>/dev/null)" = "$want" ] && return 0
-        sleep 0.2
-    done
-    return 1
-}
 
 apply() { kubectl apply -f "$@" >/dev/null || fail "kubectl apply -f $*"; }
 
@@ -457,8 +447,9 @@ case_slow() {
     local d="$REC/inference/inference-stack"
     apply_rgd "$d/rgd.yaml"
     doc "$d/instance.yaml" 0 | kubectl apply -f - >/dev/null || fail "apply qwen"
-    poll_eq 60 "False" cond inferencestack qwen llm-d Validated status ||
-        fail "slow card: Validated $(cond inferencestack qwen llm-d Validated status)"
+    # Validated is False while the Jobs run too: wait for the verdict.
+    poll_eq 60 "Failed" cond inferencestack qwen llm-d Validated reason ||
+        fail "slow card: Validated $(cond inferencestack qwen llm-d Validated reason)"
     local msg
     msg=$(cond inferencestack qwen llm-d Validated message)
     echo "slow card: $msg"
