@@ -14,7 +14,8 @@
  * - namespace controller: a deleted namespace's contents are deleted, then
  *   the namespace.
  * - nodes: one CPU node, plus GPU nodes from --simulate-gpus carrying the
- *   labels and capacity NVIDIA's GPU operator sets.
+ *   labels and capacity NVIDIA's GPU operator sets; with --real-gpus the CPU
+ *   node gets the same for the machine's own GPUs (probed in realgpus.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -661,18 +662,18 @@ void kiln_dc_ctl_stop(kiln_devcluster *dc)
 /* ---------------- nodes ---------------- */
 
 typedef struct gpu_model {
-    const char *key, *product, *family;
+    const char *key, *product;
     int memory_mib, cc_major, cc_minor;
 } gpu_model;
 
 static const gpu_model models[] = {
-    {"h100", "NVIDIA-H100-80GB-HBM3", "hopper", 81559, 9, 0},
-    {"h200", "NVIDIA-H200", "hopper", 143771, 9, 0},
-    {"a100", "NVIDIA-A100-SXM4-80GB", "ampere", 81920, 8, 0},
-    {"l40s", "NVIDIA-L40S", "ada-lovelace", 46068, 8, 9},
-    {"l4", "NVIDIA-L4", "ada-lovelace", 23034, 8, 9},
-    {"b200", "NVIDIA-B200", "blackwell", 183359, 10, 0},
-    {"gb200", "NVIDIA-GB200", "blackwell", 189471, 10, 0},
+    {"h100", "NVIDIA-H100-80GB-HBM3", 81559, 9, 0},
+    {"h200", "NVIDIA-H200", 143771, 9, 0},
+    {"a100", "NVIDIA-A100-SXM4-80GB", 81920, 8, 0},
+    {"l40s", "NVIDIA-L40S", 46068, 8, 9},
+    {"l4", "NVIDIA-L4", 23034, 8, 9},
+    {"b200", "NVIDIA-B200", 183359, 10, 0},
+    {"gb200", "NVIDIA-GB200", 189471, 10, 0},
 };
 
 #define GPUS_GRAMMAR                                                                               \
@@ -814,15 +815,10 @@ int kiln_devcluster_check_gpus(const char *spec, kiln_err *err)
     return rc;
 }
 
-static void put_node(kiln_devcluster *dc, json_t *node)
+/* Writes a node (taken) as a client would: metadata first, then status
+ * through the status subresource (a create or update drops it). */
+static void write_node(kiln_devcluster *dc, kiln_dc_resource *r, json_t *node, const char *name)
 {
-    kiln_dc_resource *r = kiln_dc_kinds_find(dc, "", "v1", "nodes");
-    const char *name = kiln_dc_meta_str(node, "name");
-    if (kiln_dc_store_get(r, "", name)) {
-        json_decref(node);
-        return;
-    }
-    /* Create drops status (status subresource), so it is a second write. */
     json_t *st = json_incref(json_object_get(node, "status"));
     char *nm = kiln_xstrdup(name);
     kiln_dc_write_internal(dc, r, node, false);
@@ -835,6 +831,17 @@ static void put_node(kiln_devcluster *dc, json_t *node)
         json_decref(st);
     }
     kiln_xfree(nm);
+}
+
+static void put_node(kiln_devcluster *dc, json_t *node)
+{
+    kiln_dc_resource *r = kiln_dc_kinds_find(dc, "", "v1", "nodes");
+    const char *name = kiln_dc_meta_str(node, "name");
+    if (kiln_dc_store_get(r, "", name)) {
+        json_decref(node);
+        return;
+    }
+    write_node(dc, r, node, name);
 }
 
 static json_t *node_base(const char *name, const char *cpu, const char *mem)
@@ -856,6 +863,73 @@ static json_t *node_base(const char *name, const char *cpu, const char *mem)
         "kiln dev cluster");
 }
 
+/* GPU feature discovery's nvidia.com/gpu.family for a compute capability. */
+static const char *gpu_family(int major, int minor)
+{
+    switch (major) {
+    case 1:
+        return "tesla";
+    case 2:
+        return "fermi";
+    case 3:
+        return "kepler";
+    case 5:
+        return "maxwell";
+    case 6:
+        return "pascal";
+    case 7:
+        return minor < 5 ? "volta" : "turing";
+    case 8:
+        return minor < 9 ? "ampere" : "ada-lovelace";
+    case 9:
+        return "hopper";
+    case 10:
+    case 12:
+        return "blackwell";
+    default:
+        return "undefined";
+    }
+}
+
+static void set_label(json_t *labels, const char *key, const char *value)
+{
+    if (value && *value)
+        json_object_set_new(labels, key, json_string(value));
+}
+
+/* What GPU feature discovery, node feature discovery and the device plugin
+ * put on a node with these GPUs: the labels, and nvidia.com/gpu in capacity
+ * and allocatable. Simulated and real (--real-gpus) nodes both come here. */
+static void node_add_gpus(json_t *node, const kiln_dc_gpu_info *g)
+{
+    char count[16], memory[32], ccmaj[16], ccmin[16];
+    snprintf(count, sizeof count, "%d", g->count);
+    snprintf(memory, sizeof memory, "%lld", g->memory_mib);
+    snprintf(ccmaj, sizeof ccmaj, "%d", g->cc_major);
+    snprintf(ccmin, sizeof ccmin, "%d", g->cc_minor);
+    bool cc = g->cc_major >= 0 && g->cc_minor >= 0;
+    json_t *labels = json_object_get(json_object_get(node, "metadata"), "labels");
+    set_label(labels, "nvidia.com/gpu.present", "true");
+    set_label(labels, "nvidia.com/gpu.product", g->product);
+    set_label(labels, "nvidia.com/gpu.count", count);
+    set_label(labels, "nvidia.com/gpu.memory", g->memory_mib > 0 ? memory : NULL);
+    set_label(labels, "nvidia.com/gpu.family", cc ? gpu_family(g->cc_major, g->cc_minor) : NULL);
+    set_label(labels, "nvidia.com/gpu.compute.major", cc ? ccmaj : NULL);
+    set_label(labels, "nvidia.com/gpu.compute.minor", cc ? ccmin : NULL);
+    set_label(labels, "nvidia.com/gpu.machine", g->machine);
+    set_label(labels, "nvidia.com/gpu.replicas", "1");
+    set_label(labels, "nvidia.com/gpu.sharing-strategy", "none");
+    set_label(labels, "nvidia.com/cuda.driver.major", g->driver[0]);
+    set_label(labels, "nvidia.com/cuda.driver.minor", g->driver[1]);
+    set_label(labels, "nvidia.com/cuda.driver.rev", g->driver[2]);
+    set_label(labels, "nvidia.com/cuda.runtime.major", g->runtime[0]);
+    set_label(labels, "nvidia.com/cuda.runtime.minor", g->runtime[1]);
+    set_label(labels, "feature.node.kubernetes.io/pci-10de.present", "true");
+    json_t *st = json_object_get(node, "status");
+    json_object_set_new(json_object_get(st, "capacity"), "nvidia.com/gpu", json_string(count));
+    json_object_set_new(json_object_get(st, "allocatable"), "nvidia.com/gpu", json_string(count));
+}
+
 int kiln_dc_gpu_nodes(kiln_devcluster *dc, const char *spec, kiln_err *err)
 {
     put_node(dc, node_base("kiln-dev", "16", "64Gi"));
@@ -870,32 +944,22 @@ int kiln_dc_gpu_nodes(kiln_devcluster *dc, const char *spec, kiln_err *err)
         gpu_faults f;
         rc = parse_item(t, &m, &gpus, &nodes, &f, err);
         for (int i = 0; rc == 0 && i < nodes; i++) {
-            char name[320], count[16], memory[32], ccmaj[8], ccmin[8];
+            char name[320];
             snprintf(name, sizeof name, "kiln-gpu-%sx%d%s-%d", m->key, gpus, f.suffix, i);
-            snprintf(count, sizeof count, "%d", gpus);
-            snprintf(memory, sizeof memory, "%d", m->memory_mib);
-            snprintf(ccmaj, sizeof ccmaj, "%d", m->cc_major);
-            snprintf(ccmin, sizeof ccmin, "%d", m->cc_minor);
             json_t *node = node_base(name, "128", "1024Gi");
-            json_t *labels = json_object_get(json_object_get(node, "metadata"), "labels");
-            json_t *extra = json_pack(
-                "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}",
-                "nvidia.com/gpu.present", "true", "nvidia.com/gpu.product", m->product,
-                "nvidia.com/gpu.count", count, "nvidia.com/gpu.memory", memory,
-                "nvidia.com/gpu.family", m->family, "nvidia.com/gpu.compute.major", ccmaj,
-                "nvidia.com/gpu.compute.minor", ccmin, "nvidia.com/gpu.machine", "kiln-simulated",
-                "nvidia.com/gpu.replicas", "1", "nvidia.com/gpu.sharing-strategy", "none",
-                "nvidia.com/cuda.driver.major", "570", "nvidia.com/cuda.driver.minor", "124",
-                "nvidia.com/cuda.driver.rev", "06", "nvidia.com/cuda.runtime.major", "12",
-                "nvidia.com/cuda.runtime.minor", "8", "nvidia.com/gpu.deploy.driver", "true",
-                "feature.node.kubernetes.io/pci-10de.present", "true");
-            json_object_update(labels, extra);
-            json_decref(extra);
+            kiln_dc_gpu_info g = {.count = gpus,
+                                  .memory_mib = m->memory_mib,
+                                  .cc_major = m->cc_major,
+                                  .cc_minor = m->cc_minor,
+                                  .driver = {"570", "124", "06"},
+                                  .runtime = {"12", "8"},
+                                  .machine = "kiln-simulated"};
+            snprintf(g.product, sizeof g.product, "%s", m->product);
+            node_add_gpus(node, &g);
+            /* The GPU operator's own label, there on every node it manages. */
+            json_object_set_new(json_object_get(json_object_get(node, "metadata"), "labels"),
+                                "nvidia.com/gpu.deploy.driver", json_string("true"));
             json_t *st = json_object_get(node, "status");
-            json_object_set_new(json_object_get(st, "capacity"), "nvidia.com/gpu",
-                                json_string(count));
-            json_object_set_new(json_object_get(st, "allocatable"), "nvidia.com/gpu",
-                                json_string(count));
             /* What the simulated kubelet (jobs.c) runs kiln-gpucheck with. */
             json_t *ann = json_pack("{s:s}", KILN_DC_ANN_GPU_MODEL, m->key);
             if (f.fail[0])
@@ -917,4 +981,57 @@ int kiln_dc_gpu_nodes(kiln_devcluster *dc, const char *spec, kiln_err *err)
     }
     kiln_xfree(copy);
     return rc;
+}
+
+/* Takes what node_add_gpus put on a node away again. */
+static void node_remove_gpus(json_t *node)
+{
+    json_t *labels = json_object_get(json_object_get(node, "metadata"), "labels");
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(labels, tmp, k, v)
+    {
+        if (!strncmp(k, "nvidia.com/gpu.", 15) || !strncmp(k, "nvidia.com/cuda.", 16) ||
+            !strcmp(k, "feature.node.kubernetes.io/pci-10de.present"))
+            json_object_del(labels, k);
+    }
+    json_object_del(json_object_get(json_object_get(node, "metadata"), "annotations"),
+                    KILN_DC_ANN_REAL_GPUS);
+    json_t *st = json_object_get(node, "status");
+    json_object_del(json_object_get(st, "capacity"), "nvidia.com/gpu");
+    json_object_del(json_object_get(st, "allocatable"), "nvidia.com/gpu");
+}
+
+void kiln_dc_real_gpus_apply(kiln_devcluster *dc, const kiln_dc_gpu_info *real)
+{
+    kiln_dc_resource *r = kiln_dc_kinds_find(dc, "", "v1", "nodes");
+    kiln_dc_object *o = r ? kiln_dc_store_get(r, "", "kiln-dev") : NULL;
+    if (!o)
+        return;
+    json_t *old = kiln_dc_store_load(o);
+    json_t *ann = json_object_get(json_object_get(old, "metadata"), "annotations");
+    if (!real && !json_object_get(ann, KILN_DC_ANN_REAL_GPUS)) {
+        json_decref(old);
+        return;
+    }
+    /* Start from a node without GPUs, so a restart (--data-dir) on other
+     * hardware, or without --real-gpus, leaves nothing of the last probe. */
+    json_t *node = json_deep_copy(old);
+    node_remove_gpus(node);
+    if (real) {
+        node_add_gpus(node, real);
+        json_t *meta = json_object_get(node, "metadata");
+        if (!json_is_object(json_object_get(meta, "annotations")))
+            json_object_set_new(meta, "annotations", json_object());
+        json_object_set_new(json_object_get(meta, "annotations"), KILN_DC_ANN_REAL_GPUS,
+                            json_string(real->summary));
+    }
+    if (json_equal(node, old)) {
+        json_decref(node);
+        json_decref(old);
+        return;
+    }
+    write_node(dc, r, node, "kiln-dev");
+    json_decref(old);
 }

@@ -36,6 +36,9 @@ typedef struct kiln_devcluster_options {
     size_t wal_compact;        /* rewrite the log once it grows past this; 0 = 64 MiB */
     const char *gpucheck_path; /* kiln-gpucheck run by validation Jobs; NULL = beside this
                                   program, else on PATH (borrowed) */
+    bool real_gpus;            /* probe this machine's GPUs with kiln-gpucheck at start and
+                                  label and size the node kiln-dev with them */
+    int real_gpus_timeout_s;   /* the probe is killed after this; 0 = 10 s */
 } kiln_devcluster_options;
 
 /* Builds the server and its state (replaying data_dir when set) without

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -127,6 +128,8 @@ typedef struct kiln_dc_jobs kiln_dc_jobs;
 /* Annotations on simulated GPU nodes, read by the simulated kubelet (jobs.c). */
 #define KILN_DC_ANN_GPU_MODEL "kiln.dev/simulated-gpu-model" /* h100, a100, ... */
 #define KILN_DC_ANN_SIMULATE_FAIL "kiln.dev/simulate-fail"   /* "hbm-bandwidth,gemm" */
+/* On kiln-dev when --real-gpus labelled it: the probe's summary. */
+#define KILN_DC_ANN_REAL_GPUS "kiln.dev/real-gpus"
 typedef struct kiln_dc_http kiln_dc_http;
 
 struct kiln_devcluster {
@@ -310,6 +313,7 @@ void kiln_dc_ctl_kick(kiln_devcluster *dc);
 /* Notes a write for the kubelet (called by the store under dc->mu). */
 void kiln_dc_ctl_note(kiln_devcluster *dc, const kiln_dc_resource *r, const char *key);
 void kiln_dc_ctl_stop(kiln_devcluster *dc);
+/* The CPU node kiln-dev and the --simulate-gpus nodes; under dc->mu. */
 int kiln_dc_gpu_nodes(kiln_devcluster *dc, const char *spec, kiln_err *err);
 
 /* ---- jobs.c: Jobs running kiln-gpucheck, run as local processes ---- */
@@ -325,6 +329,38 @@ void kiln_dc_jobs_note_node(kiln_devcluster *dc);
 int64_t kiln_dc_jobs_tick(kiln_devcluster *dc);
 /* Kills and reaps every process, removes their files, frees the module. */
 void kiln_dc_jobs_stop(kiln_devcluster *dc);
+/* Where kiln-gpucheck is: opt (--gpucheck: a path, or a name looked up on
+ * PATH), else beside this program (/proc/self/exe), else on PATH. New string,
+ * or NULL with *why saying where it looked. */
+char *kiln_dc_gpucheck_find(const char *opt, char *why, size_t whyn);
+/* posix_spawn of argv (borrowed) in a process group of its own, default
+ * signals, stdin /dev/null, nothing open beyond 0-2: stdout and stderr
+ * appended to out_path, or (out_fd >= 0) stdout on out_fd and stderr ours.
+ * Returns 0 or an errno value. */
+int kiln_dc_spawn(pid_t *pid, char **argv, char **envp, const char *out_path, int out_fd);
+
+/* ---- realgpus.c: --real-gpus, this machine's GPUs on the node kiln-dev ---- */
+/* What a node's GPUs are, in the terms of GPU feature discovery's labels. */
+typedef struct kiln_dc_gpu_info {
+    int count;
+    char product[128];      /* the label's form: the CUDA name, spaces as '-' */
+    long long memory_mib;   /* 0 = unknown */
+    int cc_major, cc_minor; /* compute capability; -1 = unknown */
+    char driver[3][16];     /* kernel driver major, minor, rev; "" = unknown */
+    char runtime[2][16];    /* the CUDA version the driver supports; "" = unknown */
+    char machine[64];       /* DMI product name, spaces as '-'; "" = unknown */
+    char summary[256];      /* "8 x NVIDIA H100 80GB HBM3", for the log */
+} kiln_dc_gpu_info;
+/* Runs `kiln-gpucheck --checks device --compact --timeout S` (gpucheck_opt as
+ * --gpucheck) and reads its GPUs into *out. The process is killed after
+ * timeout_s. KILN_ENOTFOUND (no binary, or no GPU: the probe's own reason),
+ * KILN_ETIMEOUT, KILN_ELIMIT (over 1 MiB of output) or KILN_EIO (no JSON). */
+int kiln_dc_real_gpus_probe(kiln_dc_gpu_info *out, const char *gpucheck_opt, int timeout_s,
+                            kiln_err *err);
+/* (controllers.c, beside the simulated GPU nodes' labels) Labels and sizes
+ * kiln-dev for the GPUs in real (borrowed), or, with NULL, takes away what an
+ * earlier start with --real-gpus put there (--data-dir). Under dc->mu. */
+void kiln_dc_real_gpus_apply(kiln_devcluster *dc, const kiln_dc_gpu_info *real);
 
 /* ---- authz.c: impersonation and RBAC ---- */
 /* Runs a request that carries Impersonate-* headers (req->impersonate non-NULL)

@@ -363,7 +363,7 @@ static bool executable(const char *path)
 /* Where kiln-gpucheck is: --gpucheck (a path, or a name looked up on PATH),
  * else beside this program (/proc/self/exe), else on PATH. New string or NULL;
  * *why says where it looked. */
-static char *find_binary(const char *opt, char *why, size_t whyn)
+char *kiln_dc_gpucheck_find(const char *opt, char *why, size_t whyn)
 {
     const char *name = opt && *opt ? opt : GPUCHECK_IMAGE;
     if (strchr(name, '/')) {
@@ -401,19 +401,24 @@ static char *find_binary(const char *opt, char *why, size_t whyn)
     return found;
 }
 
-/* Starts argv with stdout and stderr appended to out_path. The child gets
+/* Starts argv with stdout and stderr appended to out_path, or with stdout on
+ * out_fd (when >= 0) and stderr left as ours. The child gets
  * default signal handling and an empty mask (the dev cluster blocks SIGTERM
  * and SIGINT in every thread and ignores SIGPIPE, which exec would keep),
  * its own process group (a Ctrl-C meant for the dev cluster does not reach
  * it: the dev cluster ends it) and no descriptor beyond 0, 1 and 2. */
-static int spawn(pid_t *pid, char **argv, char **envp, const char *out_path)
+int kiln_dc_spawn(pid_t *pid, char **argv, char **envp, const char *out_path, int out_fd)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    if (out_fd >= 0) {
+        posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+    } else {
+        posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    }
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     posix_spawnattr_init(&at);
     sigset_t mask, dflt;
@@ -850,7 +855,7 @@ static void start_pod(kiln_devcluster *dc, const json_t *pod, const json_t *node
     const json_t *c = first_container(json_object_get(pod, "spec"));
     char ts[32], why[600];
     kiln_dc_timestamp(ts);
-    char *binary = find_binary(dc->opts.gpucheck_path, why, sizeof why);
+    char *binary = kiln_dc_gpucheck_find(dc->opts.gpucheck_path, why, sizeof why);
     if (!binary) {
         char *msg = kiln_xasprintf("kiln dev cluster: %s; build it (cmake --build <dir> --target "
                                    "kiln-gpucheck) or pass --gpucheck PATH to kiln dev or "
@@ -883,7 +888,7 @@ static void start_pod(kiln_devcluster *dc, const json_t *pod, const json_t *node
     char **envp = build_envp(vars);
     char *out = kiln_xasprintf("%s/output", dir);
     pid_t pid = 0;
-    int rc = spawn(&pid, argv, envp, out);
+    int rc = kiln_dc_spawn(&pid, argv, envp, out, -1);
     kiln_xfree(out);
     if (rc != 0) {
         char *msg = kiln_xasprintf("kiln dev cluster: cannot run %s: %s", binary, strerror(rc));

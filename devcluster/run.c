@@ -22,6 +22,9 @@ static void usage(FILE *f, const char *prog)
             "                        <model>x<gpus>[:<nodes>][:slow|:notready|:fail=<check>+...]\n"
             "  --gpucheck PATH       kiln-gpucheck for validation Jobs (default: beside this\n"
             "                        program, else on PATH)\n"
+            "  --real-gpus           offer this machine's GPUs as node kiln-dev (probed with\n"
+            "                        kiln-gpucheck --checks device at start)\n"
+            "  --real-gpus-timeout S kill that probe after S seconds (default 10)\n"
             "  --tls                 serve HTTPS with a self-signed certificate\n"
             "  --kubelet-delay MS    simulated readiness delay (default 0: immediate)\n"
             "  --no-kubelet          do not simulate the kubelet and controllers' status\n"
@@ -57,6 +60,8 @@ int kiln_devcluster_main_hooked(int argc, char **argv, const kiln_devcluster_hoo
         {"kubeconfig", required_argument, NULL, 'k'},
         {"simulate-gpus", required_argument, NULL, 'g'},
         {"gpucheck", required_argument, NULL, 'G'},
+        {"real-gpus", no_argument, NULL, 'R'},
+        {"real-gpus-timeout", required_argument, NULL, 'T'},
         {"tls", no_argument, NULL, 't'},
         {"kubelet-delay", required_argument, NULL, 'D'},
         {"no-kubelet", no_argument, NULL, 'K'},
@@ -95,6 +100,17 @@ int kiln_devcluster_main_hooked(int argc, char **argv, const kiln_devcluster_hoo
             break;
         case 'G':
             o.gpucheck_path = optarg;
+            break;
+        case 'R':
+            o.real_gpus = true;
+            break;
+        case 'T':
+            if (!parse_long(optarg, 1, 600, &v)) {
+                fprintf(stderr, "%s: --real-gpus-timeout: expected seconds 1..600, got \"%s\"\n",
+                        prog, optarg);
+                return 2;
+            }
+            o.real_gpus_timeout_s = (int)v;
             break;
         case 't':
             o.tls = true;

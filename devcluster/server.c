@@ -223,6 +223,21 @@ int kiln_devcluster_new(kiln_devcluster **out, const kiln_devcluster_options *op
         kiln_devcluster_stop(dc);
         return rc;
     }
+    /* Before the lock: the probe may take its whole timeout. */
+    kiln_dc_gpu_info real;
+    bool have_real = false;
+    if (dc->opts.real_gpus) {
+        kiln_err perr = {0};
+        if (kiln_dc_real_gpus_probe(&real, dc->opts.gpucheck_path, dc->opts.real_gpus_timeout_s,
+                                    &perr) == 0) {
+            have_real = true;
+            KILN_LOG(KILN_LOG_INFO, "real GPUs on node kiln-dev: %s", real.summary);
+        } else {
+            /* Not fatal: a workstation without a GPU still gets a dev cluster. */
+            KILN_LOG(KILN_LOG_WARN,
+                     "--real-gpus: no GPUs on node kiln-dev, it stays a CPU node: %s", perr.msg);
+        }
+    }
     pthread_mutex_lock(&dc->mu);
     kiln_dc_kinds_register_builtins(dc);
     if (dc->data_dir)
@@ -233,6 +248,8 @@ int kiln_devcluster_new(kiln_devcluster **out, const kiln_devcluster_options *op
         seed_namespaces(dc);
         rc = kiln_dc_gpu_nodes(dc, dc->gpus, err);
     }
+    if (rc == 0)
+        kiln_dc_real_gpus_apply(dc, have_real ? &real : NULL);
     pthread_mutex_unlock(&dc->mu);
     if (rc < 0) {
         kiln_devcluster_stop(dc);

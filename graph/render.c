@@ -675,9 +675,18 @@ done:
     if (o.state != KILN_NODE_EXCLUDED) {
         if (obs)
             c->avail[n->index] = obs;
-        else if (c->offline && desired && n->kind != KILN_GRAPH_NODE_EXTERNAL_REF)
+        else if (c->offline && desired && n->kind != KILN_GRAPH_NODE_EXTERNAL_REF) {
+            /* Offline, a validation node counts as passed, on no node in
+             * particular: dependents render as they will once it passed. */
+            if (n->kind == KILN_GRAPH_NODE_VALIDATION && json_is_object(desired) &&
+                !json_object_get(desired, "passed")) {
+                json_object_set_new(desired, "passed", json_true());
+                json_object_set_new(desired, "simulated", json_false());
+                json_object_set_new(desired, "phase", json_string("Passed"));
+                json_object_set_new(desired, "nodes", json_array());
+            }
             c->avail[n->index] = desired;
-        else if (json_is_array(desired) && json_array_size(desired) == 0)
+        } else if (json_is_array(desired) && json_array_size(desired) == 0)
             c->avail[n->index] = desired; /* an empty collection is all there is to see */
     }
     if (n->needed && c->avail[n->index]) {
