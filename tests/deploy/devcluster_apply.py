@@ -8,10 +8,10 @@ Starts `KILN dev` and, with the real kubectl: applies deploy/kiln.yaml
 it does not own), waits for the controller Deployment to be Available (the
 dev cluster's simulated kubelet), checks the objects are served, applies the
 unrestricted overlay with `kubectl apply -k`, and applies the Argo CD
-ConfigMap patch and the CMP sidecar's ConfigMap as objects. What this cannot
-show: RBAC enforcement (the dev cluster authorizes every request) and the
-aggregation controller filling kiln-controller-children; check_deploy.py rbac
-evaluates the rules instead.
+ConfigMap patch and the CMP sidecar's ConfigMap as objects. RBAC itself is
+tested by controller_rbac_test.sh (the controller as its ServiceAccount, the
+dev cluster enforcing RBAC for impersonated requests) and, rule by rule, by
+check_deploy.py rbac.
 """
 import os
 import sys
