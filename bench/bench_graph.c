@@ -2,6 +2,7 @@
  * memory `kiln render` needs.
  *
  * usage: bench_graph FIXTURES_DIR [KILN_BINARY]
+ * (FIXTURES_DIR is bench/fixtures: the shipped examples are found from it.)
  *
  * Prints one machine-readable line per benchmark:
  *   bench <name> <metric>=<value> ... target_<metric>=<bound> ok|miss
@@ -125,10 +126,11 @@ out:
 
 /* Renders fixture's instance iters times in one Lua state (as a controller
  * worker does) and prints the median. */
-static void bench_render(const char *dir, const char *fixture, const char *name, size_t iters,
-                         double target_ms, double target_per_s)
+/* Renders inst through rgd (both borrowed) offline iters times and prints
+ * the line; the median (ms) goes to *median_out (-1 when it could not run). */
+static void render_objects(const char *name, const json_t *rgd, const json_t *inst, size_t iters,
+                           double target_ms, double target_per_s, double *median_out)
 {
-    json_t *rgd = NULL, *inst = NULL;
     kiln_graph *g = NULL;
     kiln_lua *L = kiln_lua_new(NULL);
     kiln_errs errs = {0};
@@ -136,10 +138,8 @@ static void bench_render(const char *dir, const char *fixture, const char *name,
     double *t = calloc(iters, sizeof(double));
     size_t objects = 0;
 
-    if (load_fixture(&rgd, &inst, dir, fixture, &err) < 0) {
-        printf("bench %s error=\"%s\"\n", name, err.msg);
-        goto out;
-    }
+    if (median_out)
+        *median_out = -1;
     kiln_graph_options go = {.lua = L};
     if (kiln_graph_compile(&g, rgd, &go, &errs) < 0) {
         report_errs(name, &errs);
@@ -186,6 +186,8 @@ static void bench_render(const char *dir, const char *fixture, const char *name,
         ok = ok && per_s > target_per_s;
     }
     printf(" %s\n", ok ? "ok" : "miss");
+    if (median_out)
+        *median_out = m;
 out:
     if (g)
         kiln_graph_unbind(g, L);
@@ -193,8 +195,96 @@ out:
     kiln_lua_free(L);
     kiln_errs_free(&errs);
     free(t);
+}
+
+static void bench_render(const char *dir, const char *fixture, const char *name, size_t iters,
+                         double target_ms, double target_per_s)
+{
+    json_t *rgd = NULL, *inst = NULL;
+    kiln_err err = {0};
+    if (load_fixture(&rgd, &inst, dir, fixture, &err) < 0)
+        printf("bench %s error=\"%s\"\n", name, err.msg);
+    else
+        render_objects(name, rgd, inst, iters, target_ms, target_per_s, NULL);
     json_decref(rgd);
     json_decref(inst);
+}
+
+typedef struct shipped_totals {
+    double total, worst;
+    char worst_name[300];
+    size_t n;
+} shipped_totals;
+
+/* Renders every instance document of inst_path through the RGD of rgd_path. */
+static void shipped_one(shipped_totals *t, const char *label, const char *rgd_path,
+                        const char *inst_path)
+{
+    json_t *rgds = NULL, *insts = NULL;
+    kiln_err err = {0};
+    char name[300];
+    if (kiln_yaml_load_file(&rgds, rgd_path, NULL, &err) < 0 ||
+        kiln_yaml_load_file(&insts, inst_path, NULL, &err) < 0) {
+        printf("bench render_shipped_%s error=\"%s\"\n", label, err.msg);
+        goto out;
+    }
+    size_t i;
+    json_t *inst;
+    json_array_foreach(insts, i, inst)
+    {
+        double m = -1;
+        snprintf(name, sizeof(name), "render_shipped_%s_%s", label,
+                 json_string_value(json_object_get(json_object_get(inst, "metadata"), "name")));
+        render_objects(name, json_array_get(rgds, 0), inst, 200, 2, 0, &m);
+        if (m < 0)
+            continue;
+        t->total += m;
+        t->n++;
+        if (m > t->worst) {
+            t->worst = m;
+            snprintf(t->worst_name, sizeof(t->worst_name), "%s", name);
+        }
+    }
+out:
+    json_decref(rgds);
+    json_decref(insts);
+}
+
+/* Every shipped example and recipe example (rgd.yaml plus instance.yaml per
+ * directory; the runtime examples beside their RGD), each instance rendered
+ * offline: one line each (target 2 ms), then the total of the medians and
+ * the slowest. */
+static void bench_shipped(const char *src)
+{
+    static const char *const dirs[] = {"examples/web-app",
+                                       "examples/fan-out",
+                                       "examples/script-node",
+                                       "examples/chain",
+                                       "examples/gpu-service",
+                                       "recipes/inference/inference-stack",
+                                       "recipes/inference/pd-disaggregation",
+                                       "recipes/inference/wide-ep",
+                                       "recipes/inference/vllm-service",
+                                       "recipes/inference/kserve"};
+    static const char *const runtime[] = {"eks-h100-inference-argocd", "gke-h100-training-flux",
+                                          "aks-gb200-inference-dynamo-flux",
+                                          "self-managed-l40s-inference-argocd"};
+    shipped_totals t = {0};
+    char rgd[8192], inst[8192];
+    for (size_t k = 0; k < sizeof(dirs) / sizeof(dirs[0]); k++) {
+        snprintf(rgd, sizeof(rgd), "%s/%s/rgd.yaml", src, dirs[k]);
+        snprintf(inst, sizeof(inst), "%s/%s/instance.yaml", src, dirs[k]);
+        shipped_one(&t, strrchr(dirs[k], '/') + 1, rgd, inst);
+    }
+    snprintf(rgd, sizeof(rgd), "%s/recipes/runtime/cluster-runtime.rgd.yaml", src);
+    for (size_t k = 0; k < sizeof(runtime) / sizeof(runtime[0]); k++) {
+        snprintf(inst, sizeof(inst), "%s/recipes/runtime/examples/%s.instance.yaml", src,
+                 runtime[k]);
+        shipped_one(&t, "cluster-runtime", rgd, inst);
+    }
+    printf("bench render_shipped_all instances=%zu total_ms=%.3f slowest=%s slowest_ms=%.3f "
+           "target_ms=2 %s\n",
+           t.n, t.total, t.worst_name, t.worst, t.n && t.worst < 2 ? "ok" : "miss");
 }
 
 /* Runs `kiln render` on the 100-resource fixture as a child and reads its
@@ -247,6 +337,9 @@ int main(int argc, char **argv)
     bench_compile(dir, "compile_rgd_100_no_dry_render", true);
     bench_render(dir, "stack-15.yaml", "render_stack_15", 2000, 1, 1000);
     bench_render(dir, "foreach-1000.yaml", "render_foreach_1000", 20, 50, 0);
+    char src[4096];
+    snprintf(src, sizeof(src), "%s/../..", dir);
+    bench_shipped(src);
     if (argc == 3)
         bench_rss(dir, argv[2]);
     else

@@ -8,6 +8,7 @@
  */
 #include <lauxlib.h>
 #include <lua.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "lua/internal.h"
@@ -15,6 +16,9 @@
 
 /* Longest criterion value copied out of a table; longer is an error. */
 #define CRIT_MAX 63
+/* Resolutions kept per process: a graph asks for the same criteria once per
+ * component it renders, and resolving merges every overlay's values. */
+#define MEMO_MAX 32
 
 /* A box that owns a json_t while it is converted: pushing a value can raise
  * (memory cap), and the box's finalizer then frees what the C code held. */
@@ -66,6 +70,46 @@ static const kiln_recipes *data(lua_State *L)
     return r;
 }
 
+/* The lock data never changes, so a resolution is a pure function of the
+ * criteria: kept (read-only, shared by every state and thread) in a small
+ * table, oldest replaced first. */
+static pthread_mutex_t memo_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char key[KILN_RECIPES_NCRITERIA * (CRIT_MAX + 1)];
+    json_t *value;
+} memo[MEMO_MAX];
+static size_t memo_next;
+
+static void memo_key(char *key, size_t n, char values[][CRIT_MAX + 1])
+{
+    size_t len = 0;
+    key[0] = '\0';
+    for (int k = 0; k < KILN_RECIPES_NCRITERIA && len < n; k++)
+        len += (size_t)snprintf(key + len, n - len, "%s\x1f", values[k]);
+}
+
+/* A new reference to the kept resolution of key, or NULL. */
+static json_t *memo_get(const char *key)
+{
+    json_t *v = NULL;
+    pthread_mutex_lock(&memo_mu);
+    for (size_t i = 0; i < MEMO_MAX && !v; i++)
+        if (memo[i].value && strcmp(memo[i].key, key) == 0)
+            v = json_incref(memo[i].value);
+    pthread_mutex_unlock(&memo_mu);
+    return v;
+}
+
+static void memo_put(const char *key, json_t *value)
+{
+    pthread_mutex_lock(&memo_mu);
+    size_t i = memo_next++ % MEMO_MAX;
+    json_decref(memo[i].value);
+    snprintf(memo[i].key, sizeof(memo[i].key), "%s", key);
+    memo[i].value = json_incref(value);
+    pthread_mutex_unlock(&memo_mu);
+}
+
 /* recipe.resolve(criteria) -> the resolved table; raises on unmatched,
  * unknown or ambiguous criteria. */
 static int l_resolve(lua_State *L)
@@ -107,16 +151,22 @@ static int l_resolve(lua_State *L)
         lua_pop(L, 1);
     }
     json_t **slot = push_box(L);
-    kiln_err err = {0};
-    json_t *crit = json_object();
-    for (int k = 0; k < KILN_RECIPES_NCRITERIA; k++) {
-        if (values[k][0])
-            json_object_set_new(crit, kiln_recipes_criteria[k], json_string(values[k]));
+    char key[sizeof(memo[0].key)];
+    memo_key(key, sizeof(key), values);
+    *slot = memo_get(key);
+    if (!*slot) {
+        kiln_err err = {0};
+        json_t *crit = json_object();
+        for (int k = 0; k < KILN_RECIPES_NCRITERIA; k++) {
+            if (values[k][0])
+                json_object_set_new(crit, kiln_recipes_criteria[k], json_string(values[k]));
+        }
+        int rc = kiln_recipes_resolve(slot, r, crit, &err);
+        json_decref(crit);
+        if (rc < 0)
+            return luaL_error(L, "recipe.resolve: %s", err.msg);
+        memo_put(key, *slot);
     }
-    int rc = kiln_recipes_resolve(slot, r, crit, &err);
-    json_decref(crit);
-    if (rc < 0)
-        return luaL_error(L, "recipe.resolve: %s", err.msg);
     push_boxed(L, slot);
     return 1;
 }

@@ -95,6 +95,32 @@ watch_kind() {
     BG_PIDS="$BG_PIDS $!"
 }
 
+# deleted_in_order NS NAME:PATH ...: the objects' DELETED watch events came in
+# the order given (resourceVersions of the deletions increase).
+deleted_in_order() {
+    local ns=$1
+    shift
+    python3 - "$WORK" "$ns" "$@" <<'PY'
+import json, sys
+work, ns, items = sys.argv[1], sys.argv[2], sys.argv[3:]
+rvs = []
+for item in items:
+    name, path = item.split(":", 1)
+    rv = None
+    with open("%s/events.%s" % (work, path.replace("/", "_"))) as f:
+        for line in f:
+            e = json.loads(line)
+            md = e["object"]["metadata"]
+            if e["type"] == "DELETED" and md["name"] == name and md.get("namespace") == ns:
+                rv = int(md["resourceVersion"])
+    if rv is None:
+        sys.exit("no DELETED event for %s in %s" % (name, path))
+    rvs.append((rv, name))
+print(" > ".join("%s (rv %d)" % (n, r) for r, n in rvs))
+sys.exit(0 if [r for r, _ in rvs] == sorted(r for r, _ in rvs) else 1)
+PY
+}
+
 # Plays the controllers the dev cluster lacks, every 0.3 s, in the background:
 # a Gateway controller accepts Gateways, HTTPRoutes and InferencePools; KServe
 # reports its LLMInferenceServices Ready. Only objects without that status yet.
@@ -322,6 +348,8 @@ inference_setup() {
     watch_kind /apis/apps/v1/deployments
     watch_kind /apis/leaderworkerset.x-k8s.io/v1/leaderworkersets
     watch_kind /apis/serving.kserve.io/v1alpha2/llminferenceservices
+    watch_kind /apis/gateway.networking.k8s.io/v1/httproutes
+    watch_kind /apis/inference.networking.k8s.io/v1/inferencepools
     play_operators
     shared_gateway
 }
@@ -353,6 +381,9 @@ case_h100() {
         gated_after /apis/apps/v1/deployments qwen-vllm-decode llm-d qwen
         expect_eq "qwen: status.pool and route" \
             "$(jp inferencestack qwen llm-d '{.status.pool}/{.status.route}')" "qwen/qwen"
+        expect_eq "qwen: status.resources lists every node of the graph" \
+            "$(jp inferencestack qwen llm-d '{.status.resources[*].id}' | tr ' ' '\n' | sort -u | tr '\n' ' ')" \
+            "$(python3 -c 'import sys,yaml; print(" ".join(sorted({r["id"] for r in yaml.safe_load(open(sys.argv[1]))["spec"]["resources"]})) + " ")' "$d/rgd.yaml")"
     fi
     if wait_ready kservellm qwen-kserve serving 60; then
         check_validated kservellm qwen-kserve serving "$passed"
@@ -370,6 +401,19 @@ case_h100() {
         expect_eq "coder: without autoscaling the Deployment sets replicas" \
             "$(kubectl get deploy coder -n models -o jsonpath='{.spec.replicas}')" "2"
         gated_after /apis/apps/v1/deployments coder models coder
+    fi
+
+    echo "== test_inference_stack_deleted_in_reverse_order"
+    kubectl delete inferencestack qwen -n llm-d --timeout=60s >/dev/null || fail "delete qwen"
+    local left
+    left=$(kubectl get deployments,services,configmaps,serviceaccounts,roles,rolebindings,jobs,httproutes,inferencepools \
+        -n llm-d -l kiln.dev/instance-name=qwen -o name 2>&1)
+    expect_eq "qwen: every child is gone" "$left" ""
+    if out=$(deleted_in_order llm-d qwen:/apis/gateway.networking.k8s.io/v1/httproutes \
+        qwen:/apis/inference.networking.k8s.io/v1/inferencepools qwen-epp:/apis/apps/v1/deployments); then
+        echo "ok: qwen deleted in reverse dependency order: $out"
+    else
+        fail "qwen: deletion order: $out"
     fi
 }
 

@@ -91,6 +91,28 @@ static void test_lib_recipe__unmatched_criterion_raises(void **state)
     assert_non_null(strstr(out, "criterion service: expected a string, got number"));
 }
 
+/* Resolutions are kept per criteria: a script changing what it got, or
+ * asking for other criteria in between, never changes the next answer. */
+static void test_lib_recipe__kept_resolutions_are_per_criteria_and_copies(void **state)
+{
+    char out[512];
+    assert_int_equal(
+        run(*state,
+            "local a = {service = 'eks', accelerator = 'h100', os = 'ubuntu', intent = "
+            "'inference'}\n"
+            "local b = {service = 'gke', accelerator = 'h100', os = 'cos', intent = 'training'}\n"
+            "local r1 = recipe.resolve(a)\n"
+            "r1.components[1].version = 'changed'\n"
+            "r1.validation.accelerator = 'changed'\n"
+            "local r2 = recipe.resolve(b)\n"
+            "local r3 = recipe.resolve(a)\n"
+            "return r3.components[1].version .. ' ' .. r3.validation.accelerator .. ' ' .. "
+            "tostring(r1 ~= r3) .. ' ' .. r2.overlays[2].name .. ' ' .. r3.overlays[2].name",
+            out, sizeof out),
+        LUA_OK);
+    assert_string_equal(out, "v1.17.2 h100-sxm true h100 eks");
+}
+
 static void test_lib_recipe__list_and_components(void **state)
 {
     char out[512];
@@ -112,6 +134,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lib_recipe__unmatched_criterion_raises, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_lib_recipe__kept_resolutions_are_per_criteria_and_copies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lib_recipe__list_and_components, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
