@@ -81,20 +81,6 @@ static int gpu_count(const json_t *node)
     return end && *end == '\0' && n > 0 && n < 1024 ? (int)n : 0;
 }
 
-static bool node_ready(const json_t *node)
-{
-    size_t i;
-    json_t *c;
-    json_array_foreach(kiln_json_get_path(node, "status.conditions"), i, c)
-    {
-        const char *t = kiln_json_get_string(c, "type");
-        const char *s = kiln_json_get_string(c, "status");
-        if (t && strcmp(t, "Ready") == 0)
-            return s && strcmp(s, "True") == 0;
-    }
-    return false;
-}
-
 static int by_name(const void *a, const void *b)
 {
     const kiln_validation_target *x = a, *y = b;
@@ -165,9 +151,8 @@ void kiln_validation_select(kiln_validation_selection *out, const json_t *spec, 
             t->why_not = kiln_xasprintf("cannot tell the accelerator of node %s "
                                         "(nvidia.com/gpu.product=%s): set validation.accelerator",
                                         name, product ? product : "(none)");
-        else if (!node_ready(n))
-            /* Its Job will time out; say why up front in the reason too. */
-            t->why_not = NULL;
+        /* A NotReady node is selected all the same: its Job never runs and
+         * fails at its deadline, with the pod's state in the reason. */
     }
     qsort(out->items, out->len, sizeof(*out->items), by_name);
     if (max_nodes > 0 && (size_t)max_nodes < out->len) {
