@@ -9,6 +9,7 @@ packages=(
   libcmocka-dev
   clang libclang-rt-14-dev clang-format
   lua5.1 python3 python3-kubernetes python3-yaml
+  nghttp2-server openssl
 )
 
 missing=()

@@ -429,9 +429,10 @@ def check_rbac(src, kiln):
 # -------------------------------------------------------------- dockerfiles
 
 # Packages scripts/deps.sh installs for tests, formatting, fuzzing and the
-# dev cluster's client tests; an image build needs none of them.
+# dev cluster's client tests and the HTTP/2 server of kube/mux; an image build
+# needs none of them.
 TEST_ONLY = {"libcmocka-dev", "clang", "libclang-rt-14-dev", "clang-format", "lua5.1", "python3",
-             "python3-kubernetes", "python3-yaml"}
+             "python3-kubernetes", "python3-yaml", "nghttp2-server", "openssl"}
 
 
 def deps_packages(src):
